@@ -1,0 +1,1 @@
+"""MTL Studio UI: services (model access) and components (views) used by the page scripts."""

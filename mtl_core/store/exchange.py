@@ -1,0 +1,167 @@
+"""Annotation export/import (JSONL, idempotent) and NER export as CoNLL BIO."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, aliased
+
+from mtl_core.store.annotations import current_labels, event_key
+from mtl_core.store.db import chunks, retry_locked
+from mtl_core.store.models import AnnotationEvent, TextRow
+from mtl_core.store.texts import content_hash, get_texts, insert_texts
+
+
+def export_annotations_jsonl(session: Session, path: str | Path) -> int:
+    """Write every event (oldest first, undos included) as one JSON object per line; returns the count."""
+    undone = aliased(AnnotationEvent)
+    query = (
+        select(AnnotationEvent, TextRow.text, TextRow.source, undone.event_key)
+        .join(TextRow, TextRow.id == AnnotationEvent.text_id)
+        .outerjoin(undone, undone.id == AnnotationEvent.undoes_event_id)
+        .order_by(AnnotationEvent.created_at, AnnotationEvent.id)
+    )
+    count = 0
+    with Path(path).open("w", encoding="utf-8") as fh:
+        for event, text, source, undoes_key in session.execute(query):
+            record = {
+                "event_key": event.event_key,
+                "text": text,
+                "source": source,
+                "task": event.task,
+                "kind": event.kind,
+                "value": event.value,
+                "annotator": event.annotator,
+                "reason": event.reason,
+                "undoes_key": undoes_key,
+                "created_at": event.created_at.isoformat(),
+            }
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+            count += 1
+    return count
+
+
+def _parse_time(raw: str) -> datetime:
+    stamp = datetime.fromisoformat(raw)
+    if stamp.tzinfo is not None:
+        stamp = stamp.astimezone(timezone.utc).replace(tzinfo=None)
+    return stamp
+
+
+def _read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    records = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+    return records
+
+
+def _record_key(rec: dict[str, Any]) -> str:
+    if rec.get("event_key"):
+        return rec["event_key"]
+    return event_key(
+        content_hash(rec["text"]),
+        rec["task"],
+        rec["kind"],
+        rec.get("value"),
+        rec["annotator"],
+        _parse_time(rec["created_at"]),
+        rec.get("undoes_key"),
+    )
+
+
+def _existing_keys(session: Session, keys: list[str]) -> dict[str, int]:
+    known: dict[str, int] = {}
+    for batch in chunks(keys):
+        query = select(AnnotationEvent.event_key, AnnotationEvent.id).where(
+            AnnotationEvent.event_key.in_(batch)
+        )
+        known.update(session.execute(query).tuples().all())
+    return known
+
+
+def _text_ids(session: Session, records: list[dict[str, Any]]) -> list[int]:
+    by_source: dict[str, list[str]] = {}
+    for rec in records:
+        by_source.setdefault(rec.get("source") or "import", []).append(rec["text"])
+    ids = {
+        (src, t): i
+        for src, texts in by_source.items()
+        for t, i in zip(texts, insert_texts(session, texts, src), strict=True)
+    }
+    return [ids[(rec.get("source") or "import", rec["text"])] for rec in records]
+
+
+@retry_locked
+def import_annotations_jsonl(session: Session, path: str | Path) -> int:
+    """Add the events of an export that this database lacks (re-importing adds nothing); returns new events."""
+    records = _read_jsonl(path)
+    keys = [_record_key(rec) for rec in records]
+    known = _existing_keys(session, keys)
+    added = 0
+    for number, (rec, key, text_id) in enumerate(
+        zip(records, keys, _text_ids(session, records), strict=True), 1
+    ):
+        if key in known:
+            continue
+        undoes_id = known.get(rec["undoes_key"]) if rec.get("undoes_key") else None
+        if rec.get("undoes_key") and undoes_id is None:
+            raise ValueError(
+                f"{path}: record {number} undoes an event found neither here nor earlier in the file"
+            )
+        event = AnnotationEvent(
+            event_key=key,
+            text_id=text_id,
+            task=rec["task"],
+            kind=rec["kind"],
+            value=rec.get("value"),
+            annotator=rec["annotator"],
+            reason=rec.get("reason"),
+            undoes_event_id=undoes_id,
+            created_at=_parse_time(rec["created_at"]),
+        )
+        session.add(event)
+        session.flush()
+        known[key] = event.id
+        added += 1
+    return added
+
+
+def bio_tags(text: str, spans: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Whitespace tokens of `text` with BIO tags: a token overlapping a span takes its label."""
+    tokens = [(m.start(), m.end(), m.group()) for m in re.finditer(r"\S+", text)]
+    out = []
+    prev_span = None
+    for start, end, word in tokens:
+        span = next((s for s in spans if start < int(s["end"]) and end > int(s["start"])), None)
+        if span is None:
+            out.append((word, "O"))
+        else:
+            out.append((word, ("I-" if span is prev_span else "B-") + str(span["label"])))
+        prev_span = span
+    return out
+
+
+def export_conll(session: Session, path: str | Path, task: str) -> int:
+    """Write each labelled text of a span task as `token TAB tag` lines; returns the sentence count.
+
+    Where several annotators labelled a text, the most recent label wins.
+    """
+    newest: dict[int, Any] = {}
+    for label in sorted(current_labels(session, task), key=lambda lab: (lab.created_at, lab.event_id)):
+        newest[label.text_id] = label.value
+    texts = get_texts(session, list(newest))
+    with Path(path).open("w", encoding="utf-8") as fh:
+        for text_id in sorted(newest):
+            rows = bio_tags(texts[text_id], newest[text_id] or [])
+            fh.write("".join(f"{word}\t{tag}\n" for word, tag in rows) + "\n")
+    return len(newest)

@@ -1,0 +1,58 @@
+"""Shared fixtures: a tiny random-weight checkpoint (built once) and workspaces that use it."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # plain `pytest` (not `python -m pytest`) does not add the repo root
+    sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A ~1M-parameter random BERT with all default heads; read-only, copy it before moving."""
+    from mtl_core.testing import make_tiny_checkpoint
+
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "ckpt")
+
+
+@pytest.fixture(scope="session")
+def tiny_predictor(tiny_checkpoint):
+    """A Predictor on the tiny checkpoint, shared by tests that only read from it."""
+    from mtl_core.inference import Predictor
+
+    return Predictor.from_dir(tiny_checkpoint, device="cpu", version="tiny")
+
+
+def register_copy(home: Path, checkpoint: Path, note: str = "tiny", activate: bool = True):
+    """Register a copy of `checkpoint` in the workspace at `home` (register moves its input)."""
+    from mtl_core.registry import Registry
+
+    reg = Registry(home)
+    staging = reg.staging_dir()
+    shutil.copytree(checkpoint, staging, dirs_exist_ok=True)
+    return reg.register(staging, note=note, activate=activate)
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch, tiny_checkpoint) -> Path:
+    """MTL_STUDIO_HOME -> a fresh tmp workspace whose active model is the tiny checkpoint."""
+    home = tmp_path / "ws"
+    home.mkdir()
+    monkeypatch.setenv("MTL_STUDIO_HOME", str(home))
+    register_copy(home, tiny_checkpoint)
+    return home
+
+
+@pytest.fixture
+def empty_workspace(tmp_path, monkeypatch) -> Path:
+    """MTL_STUDIO_HOME -> a fresh tmp workspace with no model at all."""
+    home = tmp_path / "ws_empty"
+    home.mkdir()
+    monkeypatch.setenv("MTL_STUDIO_HOME", str(home))
+    return home
