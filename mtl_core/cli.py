@@ -58,7 +58,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def _type_of(f):
     # annotations are strings ("int | None"): the first word is the scalar type
-    return {"int": int, "float": float}.get(str(f.type).split(" ")[0], str)
+    return {"int": int, "float": float, "bool": _bool}.get(str(f.type).split(" ")[0], str)
+
+
+def _bool(text: str) -> bool:
+    return text.strip().lower() in ("1", "true", "yes", "on")
 
 
 def _pick(cls, args) -> dict:

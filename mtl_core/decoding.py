@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from .encoding import EncodedBatch
@@ -63,11 +65,12 @@ def decode_tokens(spec: TaskSpec, logits: np.ndarray, batch: EncodedBatch, row: 
     return TokenPrediction(spans=bio_to_spans(words, text), tags=tags)
 
 
+_NON_SPACE = re.compile(r"\S*")  # str patterns: \s is exactly str.isspace()
+
+
 def _word_end(text: str, start: int) -> int:
-    end = start
-    while end < len(text) and not text[end].isspace():
-        end += 1
-    return end
+    """First whitespace at or after `start` (or the text's end)."""
+    return _NON_SPACE.match(text, start).end()
 
 
 def bio_to_spans(words: list[tuple[int, int, str, float]], text: str) -> list[Span]:
@@ -93,7 +96,8 @@ def _make_span(cur: list, text: str) -> Span:
     start, end, label, probs = cur
     while end - 1 > start and text[end - 1] in TRAILING_PUNCT:
         end -= 1
-    return Span(start=start, end=end, label=label, text=text[start:end], score=float(np.mean(probs)))
+    score = float(probs[0]) if len(probs) == 1 else float(np.mean(probs))  # one word: skip numpy's overhead
+    return Span(start=start, end=end, label=label, text=text[start:end], score=score)
 
 
 def decode_task(spec: TaskSpec, logits: np.ndarray, batch: EncodedBatch, row: int, text: str):

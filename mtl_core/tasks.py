@@ -42,6 +42,7 @@ class TaskSpec:
     labels: list[str] = field(default_factory=list)  # classes, or entity types for token tasks (no B-/I-)
     source: SourceSpec | None = None
     loss_weight: float = 1.0  # static weight, used by the "static" loss weighting
+    sample_weight: float = 1.0  # multiplies how often the task sampler picks this task
     value_range: tuple[float, float] = (0.0, 1.0)  # regression scale, for clipping and gauges
     max_length: int | None = None  # per-task token budget; None = the model's default
     max_train: int | None = None  # cap on training examples (keeps the default run inside its budget)
@@ -56,8 +57,10 @@ class TaskSpec:
             raise TaskFileError(f"{where}: field 'labels' needs at least two classes (one entity type for NER)")
         if len(set(self.labels)) != len(self.labels):
             raise TaskFileError(f"{where}: field 'labels' has duplicates")
-        if not isinstance(self.loss_weight, (int, float)) or self.loss_weight <= 0:
-            raise TaskFileError(f"{where}: field 'loss_weight' must be a positive number")
+        for key in ("loss_weight", "sample_weight"):
+            value = getattr(self, key)
+            if not isinstance(value, (int, float)) or value <= 0:
+                raise TaskFileError(f"{where}: field '{key}' must be a positive number")
         lo, hi = self.value_range
         if self.kind == "regression" and not lo < hi:
             raise TaskFileError(f"{where}: field 'value_range' must be [low, high] with low < high")
@@ -79,6 +82,7 @@ class TaskSpec:
             "kind": self.kind,
             "labels": list(self.labels),
             "loss_weight": self.loss_weight,
+            "sample_weight": self.sample_weight,
             "value_range": list(self.value_range),
             "max_length": self.max_length,
             "max_train": self.max_train,

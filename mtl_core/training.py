@@ -26,7 +26,7 @@ Callback = Callable[[dict], None]
 class TrainConfig:
     """Defaults are the recipe of the default model (fits ~15 min on a 2-core CPU)."""
 
-    steps: int = 2400  # optimizer steps in total, across tasks
+    steps: int = 1000  # optimizer steps in total, across tasks
     batch_size: int = 32
     encoder_lr: float = 1e-4  # MiniLM is small: it tolerates a higher rate than BERT-base
     head_lr: float = 1e-3
@@ -35,16 +35,17 @@ class TrainConfig:
     grad_clip: float = 1.0
     batching: str = "per_task"  # "per_task": one task per batch; "mixed": tasks mixed inside a batch
     sampling: str = "temperature"  # one of SAMPLINGS
-    temperature: float = 2.0  # for sampling="temperature": p ∝ n^(1/T)
+    temperature: float = 3.0  # for sampling="temperature": p ∝ n^(1/T) × the task's sample_weight
     loss_weighting: str = "equal"  # one of WEIGHTINGS
     dwa_temperature: float = 2.0
-    eval_every: int = 800  # steps between dev evaluations (the best one is kept)
+    eval_every: int = 500  # steps between dev evaluations (the best one is kept)
     patience: int | None = None  # stop after this many evaluations without dev improvement
-    freeze_layers: int = 0  # freeze embeddings + the lower K encoder layers
+    freeze_embeddings: bool = True  # their dense gradient costs ~10% of a CPU step and buys little
+    freeze_layers: int = 2  # freeze the lower K encoder layers too (~20% faster steps on CPU)
     tasks: list[str] | None = None  # train only these tasks (None = all)
     seed: int = 0
     device: str | None = None  # None = CUDA when present, else CPU
-    max_dev: int | None = 2000  # cap dev examples per task for the periodic evaluation (speed)
+    max_dev: int | None = 1000  # cap dev examples per task for the periodic evaluation (speed)
 
     def __post_init__(self) -> None:
         if self.sampling not in SAMPLINGS:
@@ -89,12 +90,10 @@ def _task_loss(kind: str, logits: torch.Tensor, labels: torch.Tensor) -> torch.T
     return nn.functional.cross_entropy(logits.float(), labels)
 
 
-def _freeze(model, k: int) -> None:
-    if k <= 0:
-        return
+def _freeze(model, embeddings: bool, k: int) -> None:
     enc = model.encoder
-    for p in enc.get_input_embeddings().parameters():
-        p.requires_grad_(False)
+    if embeddings or k > 0:
+        enc.get_input_embeddings().requires_grad_(False)
     for layer in enc.encoder.layer[:k]:
         layer.requires_grad_(False)
 
@@ -140,10 +139,11 @@ def train(model, tokenizer, task_file, prepared: dict, cfg: TrainConfig,
     timings = {"tokenize": time.perf_counter() - t0, "train": 0.0, "evaluate": 0.0}
 
     rng = random.Random(cfg.seed)
-    sampler = TaskSampler({n: len(f) for n, f in feats.items()}, cfg.sampling, cfg.temperature, rng)
+    sampler = TaskSampler({n: len(f) for n, f in feats.items()}, cfg.sampling, cfg.temperature, rng,
+                          boost={t.name: t.sample_weight for t in specs})
     stream = _BatchStream(feats, cfg, rng)
     weighting = LossWeighting(cfg.loss_weighting, specs, cfg.dwa_temperature).to(device)
-    _freeze(model, cfg.freeze_layers)
+    _freeze(model, cfg.freeze_embeddings, cfg.freeze_layers)
     opt = _optimizer(model, weighting, cfg)
     sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup_ratio * cfg.steps), cfg.steps)
     pad_id = tokenizer.pad_token_id or 0

@@ -15,11 +15,13 @@ WEIGHTINGS = ("equal", "static", "uncertainty", "dwa")
 class TaskSampler:
     """Per-task batches: p(task) ∝ n (proportional), n^(1/T) (temperature), or a fixed cycle (round_robin)."""
 
-    def __init__(self, sizes: dict[str, int], how: str, temperature: float, rng: random.Random):
+    def __init__(self, sizes: dict[str, int], how: str, temperature: float, rng: random.Random,
+                 boost: dict[str, float] | None = None):
         self.names = [n for n, s in sizes.items() if s > 0]
         self.how, self.rng, self._i = how, rng, 0
         power = 1.0 if how == "proportional" else 1.0 / temperature
-        raw = [sizes[n] ** power for n in self.names]
+        boost = boost or {}
+        raw = [sizes[n] ** power * boost.get(n, 1.0) for n in self.names]
         self.probs = [r / sum(raw) for r in raw]
 
     def next(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 from sqlalchemy import func, select
@@ -22,6 +23,7 @@ from mtl_core.store import (
     session_factory,
     undo_last,
 )
+from mtl_core.store.annotations import kappa
 from mtl_core.store.models import AnnotationEvent, TextRow
 
 
@@ -34,7 +36,9 @@ def _count(session, model=AnnotationEvent):
     return session.scalar(select(func.count()).select_from(model))
 
 
-def test_add_texts_dedupes_within_source(session):
+@pytest.mark.parametrize("returning", [True, False], ids=["upsert-returning", "old-sqlite-fallback"])
+def test_add_texts_dedupes_within_source(session, monkeypatch, returning):
+    monkeypatch.setattr(session.get_bind().dialect, "insert_executemany_returning", returning)
     ids = add_texts(session, ["a", "b", "a"], source="upload:x")
     assert ids[0] == ids[2] != ids[1]
     assert add_texts(session, ["b"], source="upload:x") == [ids[1]]
@@ -171,3 +175,13 @@ def test_export_conll(session, tmp_path):
         "today\tO",
         "",
     ]
+
+
+def test_kappa_matches_sklearn():
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    rng = random.Random(1)
+    for _ in range(20):
+        a = [rng.choice("xyz") for _ in range(30)]
+        b = [v if rng.random() < 0.6 else rng.choice("xyz") for v in a]
+        assert kappa(a, b) == pytest.approx(sklearn_metrics.cohen_kappa_score(a, b))
+    assert kappa(["x", "x"], ["x", "x"]) == 1.0

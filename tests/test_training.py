@@ -4,6 +4,7 @@ import random
 
 import pytest
 import torch
+from core_fixtures import make_tiny_encoder_dir, write_toy_tasks
 
 from mtl_core.inference import load_active_predictor
 from mtl_core.modeling import ModelConfig
@@ -12,7 +13,6 @@ from mtl_core.registry import Registry
 from mtl_core.tasks import load_task_file
 from mtl_core.training import Cancelled, TrainConfig
 from mtl_core.weighting import LossWeighting, TaskSampler
-from tests.core_fixtures import make_tiny_encoder_dir, write_toy_tasks
 
 
 @pytest.fixture(scope="module")
@@ -23,14 +23,16 @@ def toy(tmp_path_factory):
 
 def _run(toy, home, **overrides):
     task_file, enc = toy
-    cfg = TrainConfig(**{"steps": 60, "batch_size": 16, "eval_every": 30, "head_lr": 3e-3, "encoder_lr": 1e-3, **overrides})
+    cfg = TrainConfig(**{"steps": 60, "batch_size": 16, "eval_every": 30, "head_lr": 3e-3, "encoder_lr": 1e-3,
+                         "freeze_layers": 0, "freeze_embeddings": False, **overrides})
     return train_new_version(task_file, ModelConfig(encoder=str(enc), max_length=32), cfg, home=home, progress=False)
 
 
 def test_training_learns_registers_and_reloads(toy, tmp_path):
     events = []
     task_file, enc = toy
-    cfg = TrainConfig(steps=150, batch_size=16, eval_every=75, head_lr=3e-3, encoder_lr=3e-3)
+    cfg = TrainConfig(steps=150, batch_size=16, eval_every=75, head_lr=3e-3, encoder_lr=3e-3, freeze_layers=0,
+                      freeze_embeddings=False)
     info, report = train_new_version(task_file, ModelConfig(encoder=str(enc), max_length=32), cfg,
                                      home=tmp_path, progress=False, callback=events.append)
     assert Registry(tmp_path).active == info.id
@@ -75,7 +77,7 @@ def test_cancel_keeps_best_and_reports(toy, tmp_path):
             raise Cancelled
 
     task_file, enc = toy
-    cfg = TrainConfig(steps=60, batch_size=16, eval_every=20)
+    cfg = TrainConfig(steps=60, batch_size=16, eval_every=20, freeze_layers=0)
     _, report = train_new_version(task_file, ModelConfig(encoder=str(enc), max_length=32), cfg, home=tmp_path,
                                   progress=False, callback=cancel_at_40)
     assert report["stopped"] == "cancelled" and report["best_step"] == 20

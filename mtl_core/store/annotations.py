@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import math
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -192,12 +192,15 @@ def annotator_conflicts(session: Session, task: str, tolerance: float = 0.0) -> 
     return out
 
 
-def _kappa(a: list[str], b: list[str]) -> float:
-    if len(set(a) | set(b)) == 1:
-        return 1.0  # both always gave the same single label: kappa's 0/0, but perfect agreement
-    from sklearn.metrics import cohen_kappa_score
-
-    return float(cohen_kappa_score(a, b))
+def kappa(a: list[str], b: list[str]) -> float:
+    """Cohen's kappa of two raters' labels (same as sklearn's, without its import cost)."""
+    n = len(a)
+    observed = sum(x == y for x, y in zip(a, b, strict=True)) / n
+    count_a, count_b = Counter(a), Counter(b)
+    expected = sum(count_a[label] * count_b[label] for label in count_a) / (n * n)
+    if expected == 1.0:
+        return 1.0  # both always gave the same single label: 0/0, but perfect agreement
+    return (observed - expected) / (1.0 - expected)
 
 
 def cohen_kappa(session: Session, task: str) -> dict[tuple[str, str], float]:
@@ -209,6 +212,5 @@ def cohen_kappa(session: Session, task: str) -> dict[tuple[str, str], float]:
     for x, y in itertools.combinations(sorted(by_annotator), 2):
         shared = sorted(by_annotator[x].keys() & by_annotator[y].keys())
         if shared:
-            kappa = _kappa([by_annotator[x][t] for t in shared], [by_annotator[y][t] for t in shared])
-            out[(x, y)] = kappa if not math.isnan(kappa) else 0.0
+            out[(x, y)] = kappa([by_annotator[x][t] for t in shared], [by_annotator[y][t] for t in shared])
     return out

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
 from mtl_core.store.annotations import current_labels, event_key
-from mtl_core.store.db import chunks, retry_locked
+from mtl_core.store.db import chunks, refresh_planner_stats, retry_locked
 from mtl_core.store.models import AnnotationEvent, TextRow
 from mtl_core.store.texts import content_hash, get_texts, insert_texts
 
@@ -85,7 +85,7 @@ def _existing_keys(session: Session, keys: list[str]) -> dict[str, int]:
         query = select(AnnotationEvent.event_key, AnnotationEvent.id).where(
             AnnotationEvent.event_key.in_(batch)
         )
-        known.update(session.execute(query).tuples().all())
+        known.update(session.execute(query).all())
     return known
 
 
@@ -133,6 +133,7 @@ def import_annotations_jsonl(session: Session, path: str | Path) -> int:
         session.flush()
         known[key] = event.id
         added += 1
+    refresh_planner_stats(session, added, "annotation_events")
     return added
 
 

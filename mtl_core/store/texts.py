@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mtl_core.store.db import chunks, dialect_insert, execute_many, retry_locked
+from mtl_core.store.db import chunks, dialect_insert, execute_many, refresh_planner_stats, retry_locked
 from mtl_core.store.models import DatasetLabel, PredictionRow, TextRow, utcnow
 from mtl_core.types import (
     ClassPrediction,
@@ -45,15 +45,26 @@ def insert_texts(
         {"text": t, "source": source, "dataset_split": dataset_split, "content_hash": h, "created_at": now}
         for h, t in unique.items()
     ]
-    # DO NOTHING on conflict: another process may insert the same text at the same moment.
-    stmt = dialect_insert(session, TextRow).on_conflict_do_nothing(index_elements=["source", "content_hash"])
-    execute_many(session, stmt, rows)
-    ids: dict[str, int] = {}
+    rows.sort(key=lambda r: r["content_hash"])  # one lock order for all writers: no deadlocks
+    stmt = dialect_insert(session, TextRow)
+    conn = session.connection()
+    if rows and conn.dialect.insert_executemany_returning:
+        # A no-op upsert returns the ids of new and existing rows in one pass; a SELECT back by
+        # hash can fall into a per-batch scan on PostgreSQL while statistics are stale.
+        upsert = stmt.on_conflict_do_update(
+            index_elements=["source", "content_hash"], set_={"source": stmt.excluded.source}
+        )
+        ids = dict(conn.execute(upsert.returning(TextRow.content_hash, TextRow.id), rows).all())
+        refresh_planner_stats(session, len(rows), "texts")
+        return [ids[h] for h in hashes]
+    # Old SQLite (< 3.35) has no RETURNING. DO NOTHING: another process may insert the same text now.
+    execute_many(session, stmt.on_conflict_do_nothing(index_elements=["source", "content_hash"]), rows)
+    ids = {}
     for batch in chunks(list(unique)):
         found = select(TextRow.content_hash, TextRow.id).where(
             TextRow.source == source, TextRow.content_hash.in_(batch)
         )
-        ids.update(session.execute(found).tuples().all())
+        ids.update(session.execute(found).all())
     return [ids[h] for h in hashes]
 
 
@@ -61,9 +72,7 @@ def get_texts(session: Session, text_ids: Sequence[int]) -> dict[int, str]:
     """id -> text for the given ids."""
     out: dict[int, str] = {}
     for batch in chunks(list(set(text_ids))):
-        out.update(
-            session.execute(select(TextRow.id, TextRow.text).where(TextRow.id.in_(batch))).tuples().all()
-        )
+        out.update(session.execute(select(TextRow.id, TextRow.text).where(TextRow.id.in_(batch))).all())
     return out
 
 
@@ -124,6 +133,7 @@ def record_predictions(
         },
     )
     execute_many(session, stmt, list(rows.values()))
+    refresh_planner_stats(session, len(rows), "predictions")
     return len(rows)
 
 
@@ -157,4 +167,4 @@ def set_dataset_labels(session: Session, text_ids: Sequence[int], task: str, val
 def get_dataset_labels(session: Session, task: str) -> dict[int, Any]:
     """text id -> gold value for one task."""
     query = select(DatasetLabel.text_id, DatasetLabel.value).where(DatasetLabel.task == task)
-    return dict(session.execute(query).tuples().all())
+    return dict(session.execute(query).all())
