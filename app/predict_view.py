@@ -85,8 +85,8 @@ def render_single(predictor: Predictor, version: str, threshold: float) -> Predi
     st.text_area("Text", key="predict_text", height=130, placeholder="Paste a review, tweet, news sentence…")
     left, right, _ = st.columns([1, 1.4, 3])
     left.button("Predict", key="predict_button", type="primary", on_click=_on_predict)
-    right.button("Send to review", key="send_to_review", disabled=True,
-                 help="available when the review queue lands")
+    send = right.button("Send to review", key="send_to_review",
+                        help="store this text with its answers and queue it on the Review page")
     if st.session_state.get("predict_empty"):
         st.warning("Type or paste some text first: the input is empty.")
         return None
@@ -104,6 +104,10 @@ def render_single(predictor: Predictor, version: str, threshold: float) -> Predi
                 f"{len(prediction.tokens):,} (up to character {prediction.truncated_at:,} of {len(text):,}).")
     entity_types = {t.name: list(t.labels) for t in predictor.task_file.tasks if t.kind == "token_classification"}
     render_results(prediction, entity_types, threshold)
+    if send:
+        from .review_view import send_to_review
+
+        send_to_review(predictor, version, prediction)
     return prediction
 
 

@@ -13,6 +13,7 @@ nothing here runs independent ops in parallel.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import random
@@ -47,10 +48,14 @@ def parser(description: str, repeats: int = 5, quick_repeats: int = 2) -> argpar
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="short run while developing: fewer texts and repeats")
     p.add_argument("--threads", type=int, default=None,
-                   help="torch intra-op threads (default: torch's default, %d here)" % torch.get_num_threads())
+                   help=f"torch intra-op threads (default: torch's default, {torch.get_num_threads()} here)")
     p.add_argument("--repeats", type=int, default=None,
                    help=f"timed repeats, the median is reported (default {repeats}; {quick_repeats} with --quick)")
     p.add_argument("--seed", type=int, default=0, help="which test texts are drawn")
+    p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                   help="wall: time.perf_counter (default, what the tables mean); cpu: time.process_time, CPU "
+                        "seconds of this process (all its threads): steadier on a shared, busy machine, "
+                        "equal to wall time only with --threads 1 on an idle machine")
     p.set_defaults(_repeats=(repeats, quick_repeats))
     return p
 
@@ -61,14 +66,14 @@ def setup(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[var] = str(args.threads)
-    try:
+    with contextlib.suppress(RuntimeError):  # already set, or parallel work already started
         torch.set_num_interop_threads(1)
-    except RuntimeError:  # already set (or parallel work already started)
-        pass
+    global CLOCK
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     full, quick = args._repeats
     if args.repeats is None:
         args.repeats = quick if args.quick else full
-    print(environment())
+    print(environment() + ("" if args.clock == "wall" else "; CLOCK = CPU time of this process (dev mode)"))
 
 
 def environment() -> str:
@@ -181,6 +186,9 @@ def param_bytes(module: torch.nn.Module) -> int:
 # ---------------------------------------------------------------- timing
 
 
+CLOCK = time.perf_counter  # set by setup(): --clock cpu swaps in time.process_time
+
+
 def sync(device) -> None:
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize()
@@ -208,10 +216,10 @@ def compare(runners: dict[str, Callable[[], object]], repeats: int, warmup: int 
     for r in range(repeats):
         for name in names[r % len(names):] + names[: r % len(names)]:
             sync(device)
-            t0 = time.perf_counter()
+            t0 = CLOCK()
             runners[name]()
             sync(device)
-            runs[name].append(time.perf_counter() - t0)
+            runs[name].append(CLOCK() - t0)
     return {n: Timing(statistics.median(v), v) for n, v in runs.items()}
 
 

@@ -51,7 +51,7 @@ def main() -> None:
                 bare(input_ids=e.input_ids, attention_mask=e.attention_mask)
 
         @torch.inference_mode()
-        def bare_tok_forward(batches=batches):
+        def bare_tok_forward(batches=batches, tok=tok):
             for b in batches:
                 e = tok(b, padding=True, truncation=True, max_length=pred.max_length, return_tensors="pt")
                 bare(input_ids=e["input_ids"], attention_mask=e["attention_mask"])

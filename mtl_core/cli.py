@@ -1,4 +1,4 @@
-"""`python -m mtl_core prepare-data | train | evaluate | predict | versions | activate`."""
+"""`python -m mtl_core prepare-data | train | evaluate | predict | export | versions | activate`."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ from dataclasses import fields
 
 from .checkpoint import CheckpointError
 from .data import DataSourceError, counts_table
+from .export import ExportError
 from .inference import NoModelError
 from .modeling import ModelConfig
 from .tasks import DEFAULT_TASK_FILE, TaskFileError
 from .training import TrainConfig
 
-USER_ERRORS = (TaskFileError, DataSourceError, CheckpointError, NoModelError, ValueError, FileNotFoundError, KeyError)
+USER_ERRORS = (TaskFileError, DataSourceError, CheckpointError, NoModelError, ValueError, FileNotFoundError, KeyError,
+               ExportError)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="metrics of a version on a split")
     ev.add_argument("--version")
     ev.add_argument("--split", default="test", choices=["train", "dev", "test"])
+    ev.add_argument("--quantize", action="store_true", help="evaluate the int8 dynamically quantized model (CPU)")
     ev.add_argument("--json", action="store_true")
 
     pr = sub.add_parser("predict", help="every task for each TEXT ('-' reads lines from stdin)")
@@ -49,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--version")
     pr.add_argument("--quantize", action="store_true", help="int8 dynamic quantization (CPU)")
     pr.add_argument("--json", action="store_true")
+
+    ex = sub.add_parser("export", help="export a version (all heads, one graph) for other runtimes")
+    ex.add_argument("--onnx", action="store_true", required=True, help="ONNX graph, checked with onnxruntime")
+    ex.add_argument("--version", help="default: the active version")
+    ex.add_argument("--out", help="output dir (default: <workspace>/exports/<version>-onnx)")
+    ex.add_argument("--json", action="store_true")
 
     sub.add_parser("versions", help="list model versions")
     act = sub.add_parser("activate", help="make a version the active one (promote / roll back)")
@@ -116,7 +125,7 @@ def _metrics_table(tasks: dict, split: str) -> str:
 def cmd_evaluate(args) -> int:
     from .pipeline import evaluate_version
 
-    out = evaluate_version(args.version, args.split, args.home)
+    out = evaluate_version(args.version, args.split, args.home, quantize=args.quantize)
     print(json.dumps(out) if args.json else _metrics_table(out["tasks"], args.split))
     return 0
 
@@ -153,6 +162,20 @@ def _short(p) -> str:
     return ", ".join(f"{s.text!r}:{s.label}" for s in p.spans) or "(no entities)"
 
 
+def cmd_export(args) -> int:
+    from .export import export_version
+
+    out = export_version(args.version, args.out, args.home)
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    worst = max(out["max_abs_diff"].values())
+    print(f"exported {out['version']} to {out['path']} ({out['size_mb']:.0f} MB): inputs input_ids, attention_mask; "
+          f"outputs {', '.join(out['max_abs_diff'])}")
+    print(f"onnxruntime matches PyTorch: max abs difference {worst:.1e}")
+    return 0
+
+
 def cmd_versions(args) -> int:
     from .registry import Registry
 
@@ -173,7 +196,7 @@ def cmd_activate(args) -> int:
 
 
 COMMANDS = {"prepare-data": cmd_prepare, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "versions": cmd_versions, "activate": cmd_activate}
+            "export": cmd_export, "versions": cmd_versions, "activate": cmd_activate}
 
 
 def main(argv: list[str] | None = None) -> int:

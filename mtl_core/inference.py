@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,7 @@ class Predictor:
                  version: str | None = None, quantize: bool = False):
         self.device = pick_device(device)
         if quantize:
-            model = _quantize_dynamic(model.cpu())
+            model = quantize_dynamic(model)
             self.device = torch.device("cpu")
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
@@ -129,10 +130,15 @@ def _autocast(device: torch.device):
     return torch.autocast("cpu", enabled=False)
 
 
-def _quantize_dynamic(model):
-    """int8 weights for every nn.Linear (CPU only); attention math stays float."""
+def quantize_dynamic(model):
+    """A copy of `model` with int8 weights for every nn.Linear (CPU only); attention math stays float."""
     logging.getLogger("torch").setLevel(logging.ERROR)
-    return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    with warnings.catch_warnings():  # torch 2.13 flags its quantized tensor types as deprecated (still works)
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.ao.quantization.quantize_dynamic(model.cpu(), {torch.nn.Linear}, dtype=torch.qint8)
+
+
+_quantize_dynamic = quantize_dynamic  # old private name
 
 
 class NoModelError(RuntimeError):

@@ -108,15 +108,20 @@ def _report(result: TrainResult, dev: dict, test: dict, cfg: TrainConfig, extra_
     }
 
 
-def evaluate_version(version: str | None = None, split: str = "test", home=None) -> dict:
-    """Re-evaluate a registered version on a split of its own task file's data."""
+def evaluate_version(version: str | None = None, split: str = "test", home=None, quantize: bool = False) -> dict:
+    """Re-evaluate a registered version on a split of its own task file's data (`quantize`: int8, on CPU)."""
     from .checkpoint import load_checkpoint
+    from .inference import quantize_dynamic
 
     reg = Registry(home)
     version = version or reg.active
     if version is None:
         raise FileNotFoundError("no model version registered: train one first")
-    model, tok, task_file, _ = load_checkpoint(reg.path_of(version), device=pick_device())
+    device = pick_device("cpu" if quantize else None)
+    model, tok, task_file, _ = load_checkpoint(reg.path_of(version), device=device)
+    if quantize:
+        model = quantize_dynamic(model)
     prepared = prepare_all(task_file, data_cache_dir(home))
-    metrics = evaluate(model, tok, task_file, prepared, split, pick_device(), model.config.max_length)
-    return {"version": version, "split": split, "tasks": headline(metrics), "average": metrics["average"]}
+    metrics = evaluate(model, tok, task_file, prepared, split, device, model.config.max_length)
+    return {"version": version, "split": split, "quantized": quantize, "tasks": headline(metrics),
+            "average": metrics["average"]}

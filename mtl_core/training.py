@@ -12,9 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
-from transformers import get_linear_schedule_with_warmup
 
-from .evaluation import evaluate
 from .features import IGNORE, collate, featurize
 from .inference import pick_device
 from .weighting import SAMPLINGS, WEIGHTINGS, LossWeighting, TaskSampler
@@ -46,6 +44,7 @@ class TrainConfig:
     seed: int = 0
     device: str | None = None  # None = CUDA when present, else CPU
     max_dev: int | None = 1000  # cap dev examples per task for the periodic evaluation (speed)
+    log_every: int = 50  # steps between logged training losses (callback "train" events)
 
     def __post_init__(self) -> None:
         if self.sampling not in SAMPLINGS:
@@ -54,7 +53,7 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.batching: {self.batching!r} not in ('per_task', 'mixed')")
         if self.loss_weighting not in WEIGHTINGS:
             raise ValueError(f"TrainConfig.loss_weighting: {self.loss_weighting!r} not in {WEIGHTINGS}")
-        for name in ("steps", "batch_size", "eval_every"):
+        for name in ("steps", "batch_size", "eval_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name}: must be >= 1")
         if self.temperature <= 0:
@@ -125,6 +124,12 @@ class _BatchStream:
 def train(model, tokenizer, task_file, prepared: dict, cfg: TrainConfig,
           callback: Callback | None = None, progress: bool = True) -> TrainResult:
     """Train in place; the model ends with the weights of its best dev evaluation."""
+    # imported here, not at module level: scipy/sklearn/seqeval (evaluation) and transformers' trainer
+    # utilities cost seconds, and `python -m mtl_core predict` imports this module only for TrainConfig
+    from transformers import get_linear_schedule_with_warmup
+
+    from .evaluation import evaluate
+
     set_seed(cfg.seed)
     t0 = time.perf_counter()
     device = pick_device(cfg.device)
@@ -162,7 +167,7 @@ def train(model, tokenizer, task_file, prepared: dict, cfg: TrainConfig,
                 window[n].append(loss)
             timings["train"] += time.perf_counter() - ts
             bar.update(1)
-            if step % 50 == 0 or step == cfg.steps:
+            if step % cfg.log_every == 0 or step == cfg.steps:
                 row = {"step": step, "loss": {n: float(np.mean(v)) for n, v in window.items()},
                        "weights": weighting.current(), "elapsed": time.perf_counter() - t0}
                 window.clear()

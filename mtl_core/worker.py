@@ -114,10 +114,10 @@ def launch(kind: str, params: dict, home: str | Path | None = None, sessions=Non
         if list_jobs(s, kind=kind, status="running") or list_jobs(s, kind=kind, status="queued"):
             raise JobBusy(f"a {kind} job is already running: wait for it or cancel it")
         job_id = create_job(s, kind, params=params).id
-    log = open(jobs_dir(home) / f"{job_id}.log", "ab")
     env = {**os.environ, "MTL_STUDIO_HOME": str(home)}
-    subprocess.Popen([sys.executable, "-m", "mtl_core.worker", str(job_id)], stdout=log, stderr=subprocess.STDOUT,
-                     stdin=subprocess.DEVNULL, env=env, start_new_session=True, cwd=os.getcwd())
+    with open(jobs_dir(home) / f"{job_id}.log", "ab") as log:  # the child keeps its own handle
+        subprocess.Popen([sys.executable, "-m", "mtl_core.worker", str(job_id)], stdout=log,
+                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
     return job_id
 
 

@@ -1,6 +1,8 @@
-"""Review: filled in by later work; a placeholder keeps the navigation complete."""
+"""Review: label what the model is unsure or wrong about, keep every correction (see docs/REVIEW.md)."""
 
 import streamlit as st
 
+from app.review_view import render_review_page
+
 st.title("Review")
-st.info("Review corrections and disagreements in the queue — coming soon.", icon=":material/construction:")
+render_review_page()

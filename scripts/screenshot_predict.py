@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -47,7 +46,7 @@ return copy.textContent;
 def browser_available() -> str | None:
     """None when Chromium and chromedriver are installed, else the reason they cannot be used."""
     for path in (CHROMIUM, CHROMEDRIVER):
-        if not (os.path.exists(path) or shutil.which(os.path.basename(path))):
+        if not os.access(path, os.X_OK):
             return f"{path} not found (apt-get install -y chromium chromium-driver)"
     try:
         import selenium  # noqa: F401
@@ -71,7 +70,7 @@ def start_app(home: str | Path, port: int, log_path: Path) -> subprocess.Popen:
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def wait_healthy(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
+def wait_healthy(port: int, proc: subprocess.Popen, timeout: float = 120) -> None:
     url = f"http://127.0.0.1:{port}/_stcore/health"
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -112,7 +111,7 @@ def make_driver(profile_dir: str | Path, width: int = 1400, height: int = 1900):
     return driver
 
 
-def predict_flow(driver, port: int, text: str, timeout: float = 90) -> dict:
+def predict_flow(driver, port: int, text: str, timeout: float = 120) -> dict:
     """Open the app, type `text`, press Predict, wait for every task card. -> what the page shows."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys

@@ -42,7 +42,7 @@ def forward_calls(monkeypatch) -> list[int]:
 
 
 def _app() -> AppTest:
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)  # generous: CI boxes are shared
     return at.run()
 
 

@@ -1,0 +1,77 @@
+"""ONNX Runtime vs PyTorch: the same all-heads graph on the same tokenised batches.
+
+    nice -n 19 python bench/onnx_speed.py [--quick] [--threads N] [--repeats R] [--n-texts N]
+
+Exports the model (active workspace version, else the untrained real-size one) with
+mtl_core.export.export_model into a temporary directory (checked against PyTorch to 1e-4), then times,
+on the Predictor's own length-sorted batches at batch 1 and 64:
+  pytorch  Predictor.logits(batch): encoder (SDPA) + six heads, fp32, torch.inference_mode
+  onnxrt   InferenceSession.run on the same input_ids / attention_mask (CPU provider, all graph
+           optimisations, intra-op threads = torch's), numpy in and out
+Tokenisation and decoding are the same for both and excluded.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+
+import common
+import numpy as np
+import torch
+
+from mtl_core.export import export_model, onnx_session
+
+
+def main() -> None:
+    p = common.parser(__doc__.splitlines()[0], repeats=5, quick_repeats=2)
+    p.add_argument("--n-texts", type=int, default=None, help="texts per pass (default 128; 32 with --quick)")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 64])
+    args = p.parse_args()
+    common.setup(args)
+    n = args.n_texts or (32 if args.quick else 128)
+
+    loaded = common.load_predictor()
+    pred = loaded.predictor
+    texts = common.test_texts(n, args.seed)
+    print(f"# model: {loaded.what}")
+    print(f"# {common.describe_texts(pred, texts)}; {args.repeats} repeats (median), 1 warm-up")
+    with tempfile.TemporaryDirectory(prefix="mtl-onnx-") as tmp:
+        t0 = time.perf_counter()
+        info = export_model(pred.model, pred.tokenizer, pred.task_file, tmp, version=pred.version,
+                            check_texts=texts[:16])
+        print(f"# export {time.perf_counter() - t0:.1f} s, {info['size_mb']:.0f} MB; max |PyTorch - ORT| on 16 texts: "
+              f"{max(info['max_abs_diff'].values()):.1e}")
+        import onnxruntime
+
+        session = onnx_session(info["path"], threads=torch.get_num_threads())
+        print(f"# onnxruntime {onnxruntime.__version__}, intra-op threads {torch.get_num_threads()}")
+        names = [o.name for o in session.get_outputs()]
+        rows, ratios = [], {}
+        for bs in args.batch_sizes:
+            encoded = [pred.encode(b) for b in common.sorted_batches(texts, bs)]
+            feeds = [{"input_ids": e.input_ids.numpy(), "attention_mask": e.attention_mask.numpy()} for e in encoded]
+            t = common.compare({
+                "pytorch": lambda encoded=encoded: [pred.logits(e) for e in encoded],
+                "onnxrt": lambda feeds=feeds: [session.run(names, f) for f in feeds],
+            }, args.repeats)
+            ratios[bs] = t["pytorch"].median / t["onnxrt"].median
+            for name, tm in t.items():
+                rows.append([bs, name, 1000 * tm.median / n, n / tm.median, t["pytorch"].median / tm.median,
+                             f"{100 * tm.spread:.0f}%"])
+            worst = 0.0
+            for e, f in zip(encoded, feeds):
+                got = dict(zip(names, session.run(names, f)))
+                for name, v in pred.logits(e).logits.items():
+                    d = np.abs(v.float().numpy() - got[name])
+                    worst = max(worst, float((d[e.attention_mask.bool().numpy()] if d.ndim == 3 else d).max()))
+            rows.append([bs, "max |diff| all heads, all batches", f"{worst:.1e}", "", "", ""])
+    print(common.table(["batch", "runtime", "ms/text", "texts/s", "speed-up vs PyTorch", "spread"], rows,
+                       "ONNX Runtime vs PyTorch (encoder + all heads, forward only)"))
+    print()
+    for bs, r in ratios.items():
+        print(f"batch {bs}: ONNX Runtime {r:.2f}x the speed of PyTorch")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""`python -m mtl_core ...` on a tiny-model workspace: JSON shapes and clear errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from mtl_core.cli import main
+from mtl_core.registry import Registry
+from mtl_core.testing import make_tiny_checkpoint
+
+
+@pytest.fixture
+def tiny_home(tmp_path):
+    reg = Registry(tmp_path)
+    reg.register(make_tiny_checkpoint(reg.staging_dir()), note="tiny", activate=True)
+    return tmp_path
+
+
+def test_predict_json_shape(tiny_home, capsys):
+    assert main(["--home", str(tiny_home), "predict", "--json", "hello world", "Is this spam?"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["text"] for r in out] == ["hello world", "Is this spam?"]
+    assert set(out[0]["tasks"]) == {"sentiment", "sentiment_score", "topic", "question_type", "spam", "ner"}
+    assert "label" in out[0]["tasks"]["sentiment"] and "value" in out[0]["tasks"]["sentiment_score"]
+    assert isinstance(out[0]["tasks"]["ner"]["spans"], list)
+
+
+def test_evaluate_json_shape(tiny_home, capsys):
+    assert main(["--home", str(tiny_home), "evaluate", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["tasks"]) == {"sentiment", "sentiment_score", "topic", "question_type", "spam", "ner"}
+    assert 0 <= out["tasks"]["sentiment"]["accuracy"] <= 1 and "pearson" in out["tasks"]["sentiment_score"]
+    assert "f1" in out["tasks"]["ner"]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["predict", "   "], "empty"),
+        (["train", "--task-file", "/does/not/exist.yaml"], "not found"),
+        (["train", "--sampling", "random"], "sampling"),
+        (["activate", "v9999"], "v9999"),
+    ],
+)
+def test_bad_input_is_a_clear_error(tiny_home, capsys, argv, message):
+    assert main(["--home", str(tiny_home), *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_model_says_how_to_train(tmp_path, capsys):
+    assert main(["--home", str(tmp_path), "predict", "hi"]) == 2
+    assert "python -m mtl_core train" in capsys.readouterr().err
+
+
+def test_prepare_data_prints_counts_table(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "mtl_core", "--home", str(tmp_path), "prepare-data"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    lines = {line.split()[0]: line for line in out.stdout.splitlines()[2:] if line.strip()}
+    assert set(lines) == {"sentiment", "sentiment_score", "topic", "question_type", "spam", "ner"}
+    assert "train" in out.stdout and "dev" in out.stdout and "test" in out.stdout
+
+
+def test_versions_marks_active(tiny_home, capsys):
+    assert main(["--home", str(tiny_home), "versions"]) == 0
+    assert capsys.readouterr().out.startswith("* v0001")
