@@ -172,6 +172,7 @@ def _reset_on_item_change(entry: QueueEntry) -> None:
     if st.session_state.get(ITEM) != entry.id:
         for key in [k for k in st.session_state if str(k).startswith(ITEM_KEYS)]:
             del st.session_state[key]
+        st.session_state["review_ner_words"] = []  # through state, so the browser's selection clears too
         st.session_state[ITEM] = entry.id
 
 
@@ -220,9 +221,8 @@ def render_editor(sessions, entry: QueueEntry, annotator: str, prediction: Predi
                   task_file: TaskFile) -> None:
     """Correct any task; label / accept / skip / undo are each one append-only event."""
     names = [t.name for t in task_file.tasks]
-    default = entry.task if entry.task in names else names[0]
-    task = st.selectbox("Task to label", names, index=names.index(default), key="review_task_choice",
-                        format_func=task_title,
+    _default("review_task_choice", entry.task if entry.task in names else names[0])
+    task = st.selectbox("Task to label", names, key="review_task_choice", format_func=task_title,
                         help="The item was queued for the task preselected here; you may correct any other.")
     spec = task_file.by_name(task)
     answer = prediction.tasks.get(task) if prediction is not None else None
@@ -233,7 +233,7 @@ def render_editor(sessions, entry: QueueEntry, annotator: str, prediction: Predi
     else:
         _span_editor(spec, answer, entry.text)
     accept_value = rs.model_value(answer) if answer is not None else None
-    cols = st.columns(4)
+    cols = st.columns([1.1, 1.7, 0.8, 0.9])
     cols[0].button("Save label", key="review_save", type="primary", icon=":material/check:",
                    on_click=_act, args=(sessions, entry, spec, annotator, "label", None))
     cols[1].button("Accept model answer", key="review_accept", disabled=answer is None, icon=":material/done_all:",
@@ -246,18 +246,25 @@ def render_editor(sessions, entry: QueueEntry, annotator: str, prediction: Predi
                    f"label too, and the item stays until {task_title(entry.task)} is labelled or skipped.")
 
 
+def _default(key: str, value) -> None:
+    """Start a widget from `value` through session state: unlike a default argument, this also resets what
+    the browser shows when a new item reuses the widget's key."""
+    if key not in st.session_state:
+        st.session_state[key] = value
+
+
 def _class_editor(spec: TaskSpec, answer) -> None:
-    index = spec.labels.index(answer.label) if isinstance(answer, ClassPrediction) and answer.label in spec.labels else 0
-    st.radio(f"{task_title(spec.name)}: correct class", spec.labels, index=index, horizontal=True,
-             key=f"review_value_{spec.name}")
+    known = isinstance(answer, ClassPrediction) and answer.label in spec.labels
+    _default(f"review_value_{spec.name}", answer.label if known else spec.labels[0])
+    st.radio(f"{task_title(spec.name)}: correct class", spec.labels, horizontal=True, key=f"review_value_{spec.name}")
 
 
 def _regression_editor(spec: TaskSpec, answer) -> None:
     lo, hi = (float(v) for v in spec.value_range)
     start = answer.value if isinstance(answer, RegressionPrediction) else (lo + hi) / 2
-    start = min(hi, max(lo, round(float(start), 1)))
+    _default(f"review_value_{spec.name}", min(hi, max(lo, round(float(start), 1))))
     st.slider(f"{task_title(spec.name)}: correct value ({lo:g} to {hi:g})", min_value=lo, max_value=hi,
-              value=start, step=0.1, key=f"review_value_{spec.name}")
+              step=0.1, key=f"review_value_{spec.name}")
 
 
 def _span_editor(spec: TaskSpec, answer, text: str) -> None:

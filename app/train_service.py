@@ -14,7 +14,14 @@ from mtl_core import worker
 from mtl_core.finetune import RoundConfig
 from mtl_core.registry import Registry, workspace_dir
 from mtl_core.round_data import correction_counts
-from mtl_core.store import add_texts, get_job, job_metrics, list_jobs, mark_stale_jobs_failed, upsert_queue_items
+from mtl_core.store import (
+    add_texts,
+    get_job,
+    job_metrics,
+    list_jobs,
+    mark_stale_jobs_failed,
+    upsert_queue_items,
+)
 from mtl_core.store.models import Job, utcnow
 from mtl_core.version_marks import discard_version, discarded_versions
 

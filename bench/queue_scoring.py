@@ -67,24 +67,28 @@ def main() -> int:
         sessions = session_factory(engine)
         predictor.predict(texts[:64], batch_size=args.batch_size)  # warm-up (allocator, kernels)
         with sessions() as session:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             ids = add_texts(session, texts, source="bench")
-            t_store = time.perf_counter() - t0
+            t_store, c_store = time.perf_counter() - t0, time.process_time() - c0
             pool = Pool(PoolSpec("upload", "upload:bench"), ids, texts, [g for _, g in examples])
-            t1 = time.perf_counter()
+            t1, c1 = time.perf_counter(), time.process_time()
             queued = score_and_store(session, predictor, pool, model_version="bench",
                                      batch_size=args.batch_size)
-            t_score = time.perf_counter() - t1
+            t_score, c_score = time.perf_counter() - t1, time.process_time() - c1
             progress = queue_progress(session)
         engine.dispose()
 
-    total = t_store + t_score
+    total, cpu = t_store + t_score, c_store + c_score
     rows = [
-        ["store texts", f"{t_store:.2f}", n / t_store if t_store else 0.0],
-        ["predict + store predictions + queue", f"{t_score:.2f}", n / t_score],
-        ["total", f"{total:.2f}", n / total],
+        ["store texts", f"{t_store:.2f}", n / t_store if t_store else 0.0, f"{c_store:.2f}"],
+        ["predict + store predictions + queue", f"{t_score:.2f}", n / t_score, f"{c_score:.2f}"],
+        ["total", f"{total:.2f}", n / total, f"{cpu:.2f}"],
     ]
-    print(common.table(["step", "seconds", "texts/s"], rows, title=f"Queue scoring, {n:,} texts"))
+    print(common.table(["step", "wall s", "texts/s (wall)", "CPU s (all threads)"], rows,
+                       title=f"Queue scoring, {n:,} texts"))
+    threads = common.torch.get_num_threads()
+    print(f"\nCPU-bound rate: {n / cpu:.1f} texts per CPU-second; with {threads} uncontended threads "
+          f"that is about {n / cpu * threads:.0f} texts/s (wall above is lower when other work shares the CPU)")
     print(f"\nqueue items: {progress['total']:,} ({', '.join(f'{r} {c:,}' for r, c in sorted(queued.items()))})")
     minutes = 10_000 / (n / total) / 60
     print(f"10,000 texts would take {minutes:.1f} min at this rate: "

@@ -126,7 +126,7 @@ def cmd_evaluate(args) -> int:
     from .pipeline import evaluate_version
 
     out = evaluate_version(args.version, args.split, args.home, quantize=args.quantize)
-    print(json.dumps(out) if args.json else _metrics_table(out["tasks"], args.split))
+    print(json.dumps(out) if args.json else _metrics_table(out["tasks"], args.split + (" (int8)" if args.quantize else "")))
     return 0
 
 

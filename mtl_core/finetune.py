@@ -50,10 +50,10 @@ class RoundConfig:
     lora_lr: float = 1e-3  # adapter rate for "lora" (adapters start at zero: they need a higher rate)
     head_lr: float = 5e-4
     replay_ratio: float = 4.0  # original training examples mixed in per correction, so nothing is forgotten
-    correction_upsample: int = 2  # each correction appears this many times in the round's data
+    correction_upsample: int = 4  # each correction appears this many times in the round's data
     min_replay: int = 32  # at least this many replayed originals per task
     replay_all_tasks: bool = True  # replay tasks without corrections too (the encoder is shared)
-    dev_size: int = 200  # dev examples per task for the evaluation during training
+    dev_size: int = 100  # dev examples per task for the evaluation during training
     eval_every: int | None = None  # steps between dev evaluations; None = once, at the end
     log_every: int = 10  # steps between logged training losses
     seed: int = 0
@@ -157,7 +157,8 @@ def run_round(home=None, base_version: str | None = None, cfg: RoundConfig | Non
         corrections = load_corrections(s, cfg.tasks)
     data = build_round_data(task_file, prepared, corrections, tasks=cfg.tasks, replay_ratio=cfg.replay_ratio,
                             upsample=cfg.correction_upsample, min_replay=cfg.min_replay,
-                            replay_all_tasks=cfg.replay_all_tasks, seed=cfg.seed)
+                            replay_all_tasks=cfg.replay_all_tasks, stream_size=cfg.steps * cfg.batch_size,
+                            seed=cfg.seed)
     if not data.correction_ids:
         raise ValueError(f"no usable corrections (found {len(corrections)}; skipped: {data.skipped})")
     reporter.log(f"round data: {json.dumps(data.counts)}; skipped {json.dumps(data.skipped)}")
@@ -167,6 +168,7 @@ def run_round(home=None, base_version: str | None = None, cfg: RoundConfig | Non
     test_sets = {n: prepared[n]["test"] for n in specs if prepared.get(n, {}).get("test")}
     device = pick_device(cfg.device)
     max_len = model.config.max_length
+    model.to(device).set_attention(eager=False)  # SDPA: no attention weights needed, faster
     reporter.progress(0, cfg.steps, f"evaluating {base} on the test splits")
     old_test = cached_answers(reg.home, base, model, tokenizer, specs, test_sets, device)
     old_corr = _answers(model, tokenizer, specs, data.corrections, device, max_len)

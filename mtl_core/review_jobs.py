@@ -24,7 +24,7 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -242,11 +242,15 @@ def score_and_store(
     previous: Sequence[Prediction | None] | None = None,
     previous_version: str | None = None,
     min_score: float = DEFAULT_MIN_SCORE,
+    tasks: Collection[str] | None = None,
     batch_size: int = BATCH_SIZE,
     progress: Callable[[int, int], None] | None = None,
     check_cancelled: Callable[[], None] | None = None,
 ) -> Counter:
     """Predict the pool once, store every prediction, upsert the queue; returns queued items per reason.
+
+    `tasks` limits the queue to those tasks' items (contradictions, which span two tasks, always
+    count); predictions are stored for every task regardless.
 
     Texts are sorted by length first (batches pad to similar lengths), then scored in rounds of
     CHUNK texts: each round's predictions and queue items are committed before the next starts,
@@ -286,6 +290,8 @@ def score_and_store(
             min_score=min_score,
             on_batch=on_batch,
         )
+        if tasks is not None:
+            candidates = [c for c in candidates if c.reason == "contradiction" or c.task in tasks]
         upsert_queue_items(session, candidates, text_ids=ids, pool=pool.spec.name, model_version=model_version)
         queued.update(c.reason for c in candidates)
     return queued
@@ -324,15 +330,20 @@ def load_version_predictor(home: str | Path | None, version: str | None):
 
 @handler("score_pool")
 def score_pool_job(ctx: JobContext) -> dict:
-    """params: pool, model_version (default: active), previous_version, limit, min_score, task_file."""
+    """params: pool, model_version (default: active), previous_version, limit, min_score, tasks, task_file.
+
+    A dataset pool queues only its own task's items by default (plus contradictions): the other heads
+    read out-of-domain text there (a topic head on SMS messages) and are unsure by construction.
+    """
     started = time.perf_counter()
     params = ctx.params
     pool_name = str(params["pool"])
-    parse_pool(pool_name)  # fail before loading anything (e.g. the frozen test split)
     limit = int(params.get("limit") or DEFAULT_LIMIT)
     min_score = float(params.get("min_score", DEFAULT_MIN_SCORE))
     task_file_path = params.get("task_file") or DEFAULT_TASK_FILE
     previous_version = params.get("previous_version") or None
+    spec = parse_pool(pool_name)
+    tasks = params.get("tasks") or ([spec.task] if spec.kind == "dataset" else None)
 
     ctx.progress(0, None, "loading the model")
     predictor = load_version_predictor(ctx.home, params.get("model_version") or None)
@@ -357,7 +368,7 @@ def score_pool_job(ctx: JobContext) -> dict:
         ctx.progress(0, n, f"scoring {n} texts with {version}")
         queued = score_and_store(
             session, predictor, pool, model_version=version, previous=previous,
-            previous_version=previous_version, min_score=min_score,
+            previous_version=previous_version, min_score=min_score, tasks=tasks,
             progress=lambda done, total: ctx.progress(done, total, f"scored {done}/{total} texts"),
             check_cancelled=ctx.check_cancelled,
         )

@@ -120,21 +120,40 @@ def frozen_texts(prepared: dict[str, dict[str, list[Example]]]) -> set[str]:
     return {normalise(ex.text) for splits in prepared.values() for ex in splits.get("test", [])}
 
 
-def replay_sample(examples: list[Example], k: int, seed: int, task: str, exclude: set[str]) -> list[Example]:
-    """A deterministic sample of `k` examples whose text is not in `exclude` (same seed, same sample)."""
+def replay_sample(examples: list[Example], k: int, seed: int, task: str, exclude: set[str],
+                  labels: list[str] | None = None) -> list[Example]:
+    """A deterministic sample of `k` examples whose text is not in `exclude` (same seed, same sample).
+
+    With `labels` (classification), half of the sample is spread evenly over the labels first, so a
+    rare class is never missing from the replay (its absence would let the round unlearn it)."""
     pool = [ex for ex in examples if normalise(ex.text) not in exclude]
     rng = random.Random(seed * 1_000_003 + zlib.crc32(task.encode()))
-    return rng.sample(pool, min(k, len(pool)))
+    if k >= len(pool):
+        return rng.sample(pool, len(pool))
+    picked: list[int] = []
+    if labels:
+        quota = k // (2 * len(labels))
+        for label in labels:
+            idx = [i for i, ex in enumerate(pool) if ex.label == label]
+            picked += rng.sample(idx, min(quota, len(idx)))
+    chosen = set(picked)
+    rest = [i for i in range(len(pool)) if i not in chosen]
+    picked += rng.sample(rest, k - len(picked))
+    rng.shuffle(picked)
+    return [pool[i] for i in picked]
 
 
 def build_round_data(task_file: TaskFile, prepared: dict[str, dict[str, list[Example]]],
                      corrections: list[Correction], *, tasks: list[str] | None = None, replay_ratio: float = 4.0,
-                     upsample: int = 2, min_replay: int = 32, replay_all_tasks: bool = True,
-                     seed: int = 0) -> RoundData:
+                     upsample: int = 4, min_replay: int = 32, replay_all_tasks: bool = True,
+                     stream_size: int = 0, seed: int = 0) -> RoundData:
     """Corrections (test texts excluded) upsampled + replay, per task, ready for `training.train`.
 
     `tasks`: tasks whose corrections are used (None = all). With `replay_all_tasks`, every task with
-    training data gets replay (at least `min_replay`), so the ones without corrections are not forgotten."""
+    training data gets replay (at least `min_replay`), so the ones without corrections are not forgotten.
+    Replay size: `replay_ratio` originals per correction, grown so that the round's `stream_size`
+    (steps x batch size) draws each replayed original about once: a small replay pool seen over and
+    over would be memorised, and that is forgetting too."""
     specs = {t.name: t for t in task_file.tasks}
     frozen = frozen_texts(prepared)
     skipped = {"in_test_split": 0, "invalid_label": 0, "unknown_task": 0}
@@ -155,16 +174,17 @@ def build_round_data(task_file: TaskFile, prepared: dict[str, dict[str, list[Exa
             by_task.setdefault(c.task, {})[normalise(ex.text)] = (c.event_id, ex)  # later event wins
     total = sum(len(v) for v in by_task.values())
     trainable = [t for t in specs if prepared.get(t, {}).get("train")]
-    fair_share = math.ceil(total / max(1, len(trainable)))
+    replayed = [t for t in specs if t in by_task or (replay_all_tasks and total and t in trainable)]
+    base = {t: math.ceil(replay_ratio * len(by_task.get(t, {}))) for t in replayed}
+    fill = max(0, stream_size - upsample * total - sum(base.values())) if replay_ratio > 0 else 0
     out, counts, ids = {}, {}, []
-    for task in specs:
+    for task in replayed:
         corr = by_task.get(task, {})
-        if not corr and not (replay_all_tasks and total and task in trainable):
-            continue
-        base = len(corr) if corr else fair_share
-        k = max(min_replay, math.ceil(replay_ratio * base)) if replay_ratio > 0 else 0
+        k = max(min_replay, base[task] + fill // max(1, len(replayed))) if replay_ratio > 0 else 0
         originals = prepared.get(task, {})
-        replay = replay_sample(originals.get("train", []), k, seed, task, set(corr))
+        spec = specs[task]
+        replay = replay_sample(originals.get("train", []), k, seed, task, set(corr),
+                               labels=list(spec.labels) if spec.kind == "classification" else None)
         examples = [ex for _, ex in corr.values()]
         dev = [ex for ex in originals.get("dev", []) if normalise(ex.text) not in corr]
         out[task] = {"train": examples * upsample + replay, "dev": dev}
@@ -173,3 +193,17 @@ def build_round_data(task_file: TaskFile, prepared: dict[str, dict[str, list[Exa
         ids += [i for i, _ in corr.values()]
     return RoundData(prepared=out, corrections={t: [ex for _, ex in v.values()] for t, v in by_task.items()},
                      correction_ids=sorted(ids), counts=counts, skipped=skipped)
+
+
+def example_spans(ex: Example) -> list[dict]:
+    """Inverse of `spans_to_example`: a token example's BIO tags as [{start, end, label}] over `ex.text`."""
+    spans: list[dict] = []
+    prev = "O"
+    for (start, end), tag in zip(ex.word_offsets(), ex.tags or ()):
+        prefix, _, label = tag.partition("-")
+        if tag != "O" and prefix == "I" and prev != "O" and prev.partition("-")[2] == label:
+            spans[-1]["end"] = end
+        elif tag != "O":
+            spans.append({"start": start, "end": end, "label": label})
+        prev = tag
+    return spans

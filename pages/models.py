@@ -1,6 +1,8 @@
-"""Models: filled in by later work; a placeholder keeps the navigation complete."""
+"""Models: every version with its lineage, data and metrics; roll back to any of them."""
 
 import streamlit as st
 
+from app.models_view import render_page
+
 st.title("Models")
-st.info("Compare, promote and roll back model versions — coming soon.", icon=":material/construction:")
+render_page()

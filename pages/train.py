@@ -1,6 +1,8 @@
-"""Train: filled in by later work; a placeholder keeps the navigation complete."""
+"""Train: fine-tune the active model on the corrections, follow the round, compare and promote."""
 
 import streamlit as st
 
+from app.train_view import render_page
+
 st.title("Train")
-st.info("Train or fine-tune a model version — coming soon.", icon=":material/construction:")
+render_page()

@@ -86,6 +86,7 @@ def test_dataset_pool_queues_with_reasons_and_never_touches_test(sessions, works
     assert {gold[r.id] for r in stored} == {"negative", "positive"}
     reasons = {q.reason for q in items}
     assert {"uncertain", "model_vs_label"} <= reasons  # a random model disagrees with some labels
+    assert {q.task for q in items} == {"sentiment"}  # other heads read out-of-domain text here: not queued
     assert {q.pool for q in items} == {"dataset:sentiment:dev"} and {q.model_version for q in items} == {"v0001"}
     assert job.result["texts"] == len(splits["dev"]) and job.result["queued"] == len(items)
     assert job.step == job.total == len(splits["dev"])

@@ -1,0 +1,223 @@
+"""Learning loop: does one default fine-tuning round fix the model's mistakes without forgetting?
+
+On the real active model of ./workspace (or $MTL_STUDIO_HOME): take N dev-split examples (test-like, kept
+apart from the test split) the model gets wrong — round-robin over tasks, dev order; regression counts as
+wrong when |error| > 1.0, NER when any word's tag is wrong — add their true labels as corrections in a
+scratch copy of the workspace (a temp MTL_STUDIO_HOME holding a copy of the active checkpoint and the data
+cache; the real workspace and its database are never written), run one default round per strategy from
+that same base, and report:
+
+- fixed: share of the corrections the new version gets right (target >= 90%)
+- test: per-task change of the primary test metric, in points (target: no drop > 1 point)
+- time: wall time of the whole round: load, evaluations old and new, training, save (target <= 120 s)
+
+The old model's test answers are recomputed for every strategy (cold cache), as for a first round.
+Prints a markdown table and writes it into docs/RESULTS.md under "## Learning loop" (only that section).
+
+    nice -n 19 python bench/learning_loop.py            # final figures: 200 corrections, all strategies
+    nice -n 19 python bench/learning_loop.py --quick    # development: 60 corrections
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import torch  # noqa: E402
+
+from mtl_core.checkpoint import load_checkpoint  # noqa: E402
+from mtl_core.compare import is_right, predict_answers  # noqa: E402
+from mtl_core.data import prepare_all  # noqa: E402
+from mtl_core.finetune import STRATEGIES, Reporter, RoundConfig, run_round  # noqa: E402
+from mtl_core.registry import Registry  # noqa: E402
+from mtl_core.round_data import example_spans  # noqa: E402
+
+RESULTS = ROOT / "docs" / "RESULTS.md"
+HEADING = "## Learning loop"
+TARGET_FIXED, TARGET_DROP, TARGET_SECONDS = 0.90, 1.0, 120.0
+
+
+def _args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="development run: 60 corrections, dev search capped")
+    p.add_argument("--n", type=int, default=None, help="corrections (default 200; 60 with --quick)")
+    p.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=STRATEGIES)
+    p.add_argument("--home", default=None, help="source workspace (default: $MTL_STUDIO_HOME or ./workspace)")
+    p.add_argument("--steps", type=int, default=None, help="override RoundConfig.steps (default: its default)")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    p.add_argument("--keep", action="store_true", help="keep the scratch workspace (its path is printed)")
+    p.add_argument("--no-write", action="store_true", help="print only; leave docs/RESULTS.md alone")
+    return p.parse_args()
+
+
+def source_home(arg: str | None) -> Path:
+    return Path(arg or os.environ.get("MTL_STUDIO_HOME") or ROOT / "workspace").resolve()
+
+
+def scratch_workspace(src: Path) -> tuple[Path, str]:
+    """A temp workspace with a copy of src's active checkpoint (as its v0001) and src's data cache."""
+    reg_src = Registry(src)
+    active = reg_src.active
+    if active is None:
+        sys.exit(f"learning_loop: no trained model in {src}: run `python -m mtl_core train` first "
+                 "(or point --home / MTL_STUDIO_HOME at a workspace that has one)")
+    home = Path(tempfile.mkdtemp(prefix="mtl-learning-loop-"))
+    if (src / "data_cache").is_dir():
+        shutil.copytree(src / "data_cache", home / "data_cache")
+    reg = Registry(home)
+    staging = reg.staging_dir("bench")
+    shutil.copytree(reg_src.path_of(active), staging, dirs_exist_ok=True)
+    info = reg_src.get(active)
+    reg.register(staging, note=f"copy of {active} from {src}", metrics=info.metrics, activate=True)
+    return home, active
+
+
+def wrong_dev_examples(home: Path, n: int, dev_cap: int | None) -> list[tuple[str, object]]:
+    """(task, Example) pairs the active model gets wrong on the dev splits, round-robin over tasks."""
+    reg = Registry(home)
+    model, tok, task_file, meta = load_checkpoint(reg.path_of(reg.active))
+    seed = int(meta["train_config"].get("data_seed", meta["train_config"].get("seed", 0)))
+    prepared = prepare_all(task_file, home / "data_cache", seed=seed)
+    pools = {}
+    for spec in task_file.tasks:
+        dev = prepared.get(spec.name, {}).get("dev", [])[:dev_cap]
+        answers = predict_answers(model, tok, spec, dev, "cpu", model.config.max_length)
+        gold = [list(ex.tags) if spec.kind == "token_classification" else ex.label for ex in dev]
+        pools[spec.name] = [ex for ex, g, a in zip(dev, gold, answers) if not is_right(spec.kind, g, a)]
+        print(f"  {spec.name}: {len(pools[spec.name])}/{len(dev)} dev examples wrong", flush=True)
+    out, i, names = [], 0, [t for t in pools if pools[t]]
+    while len(out) < n and any(pools[t] for t in names):
+        task = names[i % len(names)]
+        if pools[task]:
+            out.append((task, pools[task].pop(0)))
+        i += 1
+    return out
+
+
+def add_corrections(home: Path, picked: list) -> int:
+    from mtl_core.store import add_annotation, add_texts
+    from mtl_core.worker import open_store
+
+    _, sessions = open_store(home)
+    with sessions() as s:
+        for task, ex in picked:
+            (text_id,) = add_texts(s, [ex.text], source=f"bench:{task}")
+            value = example_spans(ex) if ex.tags is not None else ex.label
+            add_annotation(s, text_id, task, value, "bench")
+    return len(picked)
+
+
+def one_round(home: Path, strategy: str, steps: int | None) -> dict:
+    shutil.rmtree(home / "cache", ignore_errors=True)  # cold: the old model is evaluated again
+    cfg = RoundConfig(strategy=strategy)
+    if steps:
+        cfg = replace(cfg, steps=steps)
+    t0 = time.perf_counter()
+    out = run_round(home, "v0001", cfg, reporter=Reporter(verbose=False))
+    wall = time.perf_counter() - t0
+    corr = out["comparison"]["corrections"]["counts"]
+    n = sum(c["n"] for c in corr.values())
+    wrong_before = sum(c["n"] - c["right_old"] for c in corr.values())
+    fixed = sum(c["fixed"] for c in corr.values())
+    deltas = {t: 100 * row["delta"] for t, row in out["comparison"]["test"]["tasks"].items()}
+    return {"strategy": strategy, "n": n, "wrong_before": wrong_before, "fixed": fixed,
+            "right_after": sum(c["right_new"] for c in corr.values()), "deltas": deltas, "wall": wall,
+            "timings": out["timings"], "config": asdict(cfg), "per_task_fixed": corr}
+
+
+def table(rows: list[dict], header: str) -> str:
+    tasks = list(dict.fromkeys(t for r in rows for t in r["deltas"]))
+    lines = [header, "",
+             "| strategy | corrections right after | fixed (of wrong before) | worst test change | "
+             + " | ".join(f"{t} Δ" for t in tasks) + " | wall time | train | evaluate | targets |",
+             "|---|---|---|---|" + "---|" * len(tasks) + "---|---|---|---|"]
+    for r in rows:
+        worst_task = min(r["deltas"], key=r["deltas"].get)
+        worst = r["deltas"][worst_task]
+        share = r["right_after"] / r["n"] if r["n"] else 0.0
+        ok = share >= TARGET_FIXED and worst >= -TARGET_DROP and r["wall"] <= TARGET_SECONDS
+        ev = r["timings"].get("evaluate_old", 0) + r["timings"].get("evaluate_new", 0)
+        lines.append(
+            f"| {r['strategy']} | {r['right_after']}/{r['n']} ({share:.0%}) | {r['fixed']}/{r['wrong_before']} | "
+            f"{worst:+.2f} ({worst_task}) | " + " | ".join(f"{r['deltas'].get(t, 0):+.2f}" for t in tasks)
+            + f" | {r['wall']:.0f} s | {r['timings'].get('train', 0):.0f} s | {ev:.0f} s | "
+            + ("all met" if ok else "MISSED") + " |")
+    fixed_by_task = rows[0]["per_task_fixed"] if rows else {}
+    lines += ["", "Corrections per task: " + ", ".join(f"{t} {c['n']}" for t, c in fixed_by_task.items())
+              + f". Targets: >= {TARGET_FIXED:.0%} of corrections right after the round, no task's primary "
+              f"test metric down by more than {TARGET_DROP:g} point, <= {TARGET_SECONDS:.0f} s per round "
+              "(load + old/new evaluation + training + save; cold answer cache)."]
+    return "\n".join(lines)
+
+
+def write_section(text: str) -> None:
+    """Replace (or append) the "## Learning loop" section of docs/RESULTS.md; other sections stay."""
+    old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Results\n"
+    body = f"{HEADING}\n\n{text.strip()}\n"
+    if HEADING in old:
+        start = old.index(HEADING)
+        nxt = old.find("\n## ", start + len(HEADING))
+        new = old[:start] + body + ("\n" + old[nxt + 1:] if nxt >= 0 else "")
+    else:
+        new = old.rstrip("\n") + "\n\n" + body
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    tmp = RESULTS.with_suffix(".tmp")
+    tmp.write_text(new, encoding="utf-8")
+    tmp.replace(RESULTS)
+
+
+def main() -> int:
+    args = _args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    n = args.n or (60 if args.quick else 200)
+    src = source_home(args.home)
+    home, base = scratch_workspace(src)
+    os.environ["MTL_STUDIO_HOME"] = str(home)
+    os.environ.pop("MTL_STUDIO_DATABASE_URL", None)  # the scratch store is a SQLite file in the temp home
+    print(f"# learning loop: base {base} from {src}; scratch workspace {home}; torch threads "
+          f"{torch.get_num_threads()}; {os.cpu_count()} CPUs", flush=True)
+    try:
+        picked = wrong_dev_examples(home, n, 300 if args.quick else None)
+        print(f"corrections: {add_corrections(home, picked)} wrong dev examples", flush=True)
+        rows = []
+        for strategy in args.strategies:
+            print(f"round: {strategy} …", flush=True)
+            rows.append(one_round(home, strategy, args.steps))
+            r = rows[-1]
+            print(f"  {strategy}: {r['right_after']}/{r['n']} right after, worst Δ "
+                  f"{min(r['deltas'].values()):+.2f} pts, {r['wall']:.0f} s", flush=True)
+        cfg = RoundConfig() if not args.steps else replace(RoundConfig(), steps=args.steps)
+        header = (f"`python bench/learning_loop.py{' --quick' if args.quick else ''}` — base {base}, "
+                  f"{len(picked)} corrections from wrong dev examples; default RoundConfig (steps {cfg.steps}, "
+                  f"replay {cfg.replay_ratio:g}/correction, upsample {cfg.correction_upsample}); "
+                  f"{os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}"
+                  + (" — QUICK dev run" if args.quick else ""))
+        text = table(rows, header)
+        print()
+        print(text)
+        if not args.no_write:
+            write_section(text)
+            print(f"\nwritten to {RESULTS.relative_to(ROOT)} ({HEADING})")
+    finally:
+        if args.keep:
+            print(f"scratch workspace kept: {home}")
+        else:
+            shutil.rmtree(home, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
