@@ -4,7 +4,8 @@
 
 Every measurement is a fresh child process (the OS file cache stays warm after the first run: the
 "first" column shows the very first run of each, the median the rest). Peak RSS is the child's
-ru_maxrss from os.wait4 (its own, not its children's), or VmHWM from /proc for the server.
+ru_maxrss from os.wait4 (its own, not its children's), or VmHWM from /proc for the server; "CPU s" is
+the process's user + system CPU time (on a busy machine wall time inflates, CPU time much less).
   cli predict        `python -m mtl_core predict --json "hello"`: start -> JSON printed -> exit
   cli phases         the same steps in one child, timed one by one (imports, load, first predict)
   app server         `streamlit run streamlit_app.py --server.headless true`: start -> /_stcore/health
@@ -29,6 +30,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import common
@@ -85,29 +87,35 @@ print(json.dumps({"first page run (model loaded)": t1 - t0, "first prediction re
 """
 
 
-def run_child(cmd: list[str], env: dict, timeout: float = 300) -> tuple[float, float, int, str]:
-    """(wall seconds, peak RSS MiB of that child, return code, stdout)."""
+@dataclass
+class Run:
+    wall: float  # seconds, process start -> exit (or -> the event measured)
+    cpu: float  # user + system CPU seconds of that process
+    rss: float  # peak RSS, MiB
+    rc: int = 0
+    out: str = ""
+
+
+def run_child(cmd: list[str], env: dict, timeout: float = 300) -> Run:
+    """Run one fresh child; its own rusage (os.wait4), not that of any grandchildren."""
     with tempfile.TemporaryFile() as out:
-        return _run_child(cmd, env, timeout, out)
-
-
-def _run_child(cmd: list[str], env: dict, timeout: float, out) -> tuple[float, float, int, str]:
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=common.ROOT, env=env, stdout=out, stderr=subprocess.DEVNULL)
-    deadline = t0 + timeout
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.perf_counter() > deadline:
-            proc.kill()
-            pid, status, usage = os.wait4(proc.pid, 0)
-            break
-        time.sleep(0.005)
-    wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    out.seek(0)
-    return wall, usage.ru_maxrss / 1024, proc.returncode, out.read().decode(errors="replace")
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=common.ROOT, env=env, stdout=out, stderr=subprocess.DEVNULL)
+        deadline = t0 + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                proc.kill()
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.005)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, proc.returncode,
+                   out.read().decode(errors="replace"))
 
 
 def prepare_home(tmp: Path) -> tuple[str, str]:
@@ -135,18 +143,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def peak_rss_mb(pid: int) -> float:
+def proc_usage(pid: int) -> tuple[float, float]:
+    """(peak RSS MiB from VmHWM, user + system CPU seconds) of a running process."""
+    rss = cpu = float("nan")
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
+                rss = int(line.split()[1]) / 1024
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
         pass
-    return float("nan")
+    return rss, cpu
 
 
-def app_server(env: dict, timeout: float = 120) -> tuple[float, float, float, int]:
-    """(seconds to healthy, seconds to page served, peak RSS MiB of the server, page bytes)."""
+def app_server(env: dict, timeout: float = 120) -> tuple[Run, Run, int]:
+    """(start -> healthy, start -> page served, page bytes); RSS and CPU read when the page was served."""
     port = free_port()
     cmd = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
            "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
@@ -164,11 +176,12 @@ def app_server(env: dict, timeout: float = 120) -> tuple[float, float, float, in
                         break
             except OSError:
                 time.sleep(0.02)
+        cpu_healthy = proc_usage(proc.pid)[1]
         if healthy == healthy:  # not NaN
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as r:
                 size = len(r.read())
             page = time.perf_counter() - t0
-        rss = peak_rss_mb(proc.pid)
+        rss, cpu = proc_usage(proc.pid)
     finally:
         proc.terminate()
         try:
@@ -176,7 +189,7 @@ def app_server(env: dict, timeout: float = 120) -> tuple[float, float, float, in
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    return healthy, page, rss, size
+    return Run(healthy, cpu_healthy, rss), Run(page, cpu, rss), size
 
 
 def main() -> None:
@@ -195,33 +208,34 @@ def main() -> None:
               f"{env.get('OMP_NUM_THREADS', 'torch default')}")
         rows, worst = [], {"s": 0.0, "mb": 0.0}
 
-        def record(name: str, runs: list[tuple[float, float]], note: str = "") -> None:
-            walls, rss = [w for w, _ in runs], [m for _, m in runs]
-            rest = walls[1:] or walls
-            rows.append([name, f"{walls[0]:.2f}", f"{statistics.median(rest):.2f}", f"{max(rss):.0f}", note])
-            worst["s"] = max(worst["s"], statistics.median(rest))
-            worst["mb"] = max(worst["mb"], max(rss))
+        def record(name: str, runs: list[Run], note: str = "", target: bool = True) -> None:
+            rest = runs[1:] or runs
+            wall = statistics.median(r.wall for r in rest)
+            rows.append([name, f"{runs[0].wall:.2f}", f"{wall:.2f}", f"{statistics.median(r.cpu for r in rest):.2f}",
+                         f"{max(r.rss for r in runs):.0f}", note])
+            if target:
+                worst["s"] = max(worst["s"], wall)
+                worst["mb"] = max(worst["mb"], max(r.rss for r in runs))
 
         cli = [run_child([sys.executable, "-m", "mtl_core", "predict", "--json", "hello"], env)
                for _ in range(args.repeats)]
-        bad = [r for r in cli if r[2] != 0]
-        record("cli predict", [(w, m) for w, m, _, _ in cli], f"exit {bad[0][2]}" if bad else "")
+        bad = [r for r in cli if r.rc != 0]
+        record("cli predict", cli, f"exit {bad[0].rc}" if bad else "")
         phases = run_child([sys.executable, "-c", PHASES], env)
-        phase_rows = [["cli phases", k, f"{v:.2f}"] for k, v in _json(phases[3]).items()]
+        phase_rows = [["cli phases", k, f"{v:.2f}"] for k, v in _json(phases.out).items()]
         if not args.no_app:
             server = [app_server(env) for _ in range(args.repeats)]
-            record("app server: start -> healthy", [(h, r) for h, _, r, _ in server])
-            record("app server: start -> page served", [(pg, r) for _, pg, r, _ in server],
-                   f"{server[0][3]:,} bytes of HTML")
+            record("app server: start -> healthy", [h for h, _, _ in server])
+            record("app server: start -> page served", [pg for _, pg, _ in server], f"{server[0][2]:,} bytes of HTML")
             app = [run_child([sys.executable, "-c", APP_PREDICT], env) for _ in range(args.repeats)]
-            record("app: services + load + first predict", [(w, m) for w, m, _, _ in app])
-            phase_rows += [["app first predict", k, f"{v:.2f}"] for k, v in _json(app[-1][3]).items()]
+            record("app: services + load + first predict", app)
+            phase_rows += [["app first predict", k, f"{v:.2f}"] for k, v in _json(app[-1].out).items()]
             script = run_child([sys.executable, "-c", APP_SCRIPT], env)
-            info = _json(script[3])
+            info = _json(script.out)
             note = "info (AppTest, no browser)" + (f"; exception: {info['exception']}" if info.get("exception") else "")
-            rows.append(["app: script run + first prediction rendered", f"{script[0]:.2f}", "", f"{script[1]:.0f}", note])
+            record("app: script run + first prediction rendered", [script], note, target=False)
             phase_rows += [["app script run", k, f"{v:.2f}"] for k, v in info.items() if k != "exception"]
-        print(common.table(["what", "first run s", "median s (later runs)", "peak RSS MiB", "note"], rows,
+        print(common.table(["what", "first run s", "median s (later runs)", "median CPU s", "peak RSS MiB", "note"], rows,
                            "Cold start: process start -> first prediction"))
         print(common.table(["process", "phase", "seconds"], phase_rows, "Where the time goes (last run)"))
         print()

@@ -15,6 +15,8 @@ meaningless (random heads): re-run once a trained model is active.
 
 from __future__ import annotations
 
+import random
+
 import common
 
 from mtl_core.evaluation import evaluate
@@ -29,7 +31,7 @@ def main() -> None:
     p.add_argument("--n-texts", type=int, default=None, help="timing texts (default 128; 32 with --quick)")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 64])
     p.add_argument("--max-test", type=int, default=None,
-                   help="cap test examples per task for the metric part (default: all; 100 with --quick)")
+                   help="random sample of test examples per task for the metric part (default: all; 100 with --quick)")
     p.add_argument("--no-metrics", action="store_true", help="speed only")
     args = p.parse_args()
     common.setup(args)
@@ -78,8 +80,10 @@ def main() -> None:
 
     lost = {}
     if not args.no_metrics:
-        if max_test:
-            prepared = {t: {**s, "test": s.get("test", [])[:max_test]} for t, s in prepared.items()}
+        if max_test:  # a seeded random sample: test splits can be ordered by label
+            rng = random.Random(args.seed)
+            prepared = {t: {**s, "test": rng.sample(s.get("test", []), min(max_test, len(s.get("test", []))))}
+                        for t, s in prepared.items()}
         max_len = fp32.max_length
         m32 = evaluate(fp32.model, fp32.tokenizer, task_file, prepared, "test", "cpu", max_len)
         m8 = evaluate(int8.model, int8.tokenizer, task_file, prepared, "test", "cpu", max_len)
@@ -89,7 +93,7 @@ def main() -> None:
             lost[name] = x - y
             metric = {"classification": "macro-F1", "regression": "Pearson", "token_classification": "entity F1"}
             mrows.append([name, metric[fp32.model.tasks[name].kind], m["n"], f"{x:.2f}", f"{y:.2f}", f"{y - x:+.2f}"])
-        cap = f" (first {max_test} per task)" if max_test else ""
+        cap = f" (random {max_test} per task)" if max_test else ""
         print(common.table(["task", "metric", "test n", "fp32", "int8", "change (points)"], mrows,
                            f"Quality on the test splits{cap}"))
         if not loaded.trained:

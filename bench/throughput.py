@@ -51,11 +51,11 @@ def pad_share(pred, chunks: list[list[str]], width: int | None = None) -> float:
 def main() -> None:
     p = common.parser(__doc__.splitlines()[0], repeats=3, quick_repeats=1)
     p.add_argument("--n-texts", type=int, default=None,
-                   help="texts per pass (default 1024, batch 1 uses the first 256; 128 and 32 with --quick)")
+                   help="texts per pass (default 512, batch 1 uses the first quarter; 128 with --quick)")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 64, 256])
     args = p.parse_args()
     common.setup(args)
-    n = args.n_texts or (128 if args.quick else 1024)
+    n = args.n_texts or (128 if args.quick else 512)
 
     loaded = common.load_predictor()
     pred = loaded.predictor
