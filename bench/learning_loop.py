@@ -88,6 +88,7 @@ def wrong_dev_examples(home: Path, n: int, dev_cap: int | None) -> list[tuple[st
     """(task, Example) pairs the active model gets wrong on the dev splits, round-robin over tasks."""
     reg = Registry(home)
     model, tok, task_file, meta = load_checkpoint(reg.path_of(reg.active))
+    model.set_attention(eager=False)  # SDPA: faster, and no attention weights are needed
     seed = int(meta["train_config"].get("data_seed", meta["train_config"].get("seed", 0)))
     prepared = prepare_all(task_file, home / "data_cache", seed=seed)
     pools = {}

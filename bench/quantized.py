@@ -106,7 +106,7 @@ def main() -> None:
     if lost:
         worst = max(lost, key=lost.get)
         ok = lost[worst] <= TARGET_POINTS
-        print(f"largest loss: {lost[worst]:+.2f} points on {worst} (target <= {TARGET_POINTS} point per task): "
+        print(f"largest loss: {max(lost[worst], 0.0):.2f} points on {worst} (target <= {TARGET_POINTS} point per task): "
               f"{common.verdict(ok) if loaded.trained else 'n/a (untrained model)'}")
 
 
