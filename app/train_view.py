@@ -24,7 +24,7 @@ STRATEGY_HELP = {
     "freeze": "Freeze: the lower K encoder layers stay fixed; the upper ones and the heads adapt.",
     "lora": "LoRA: small low-rank adapters on attention query/value, merged into the weights at the end.",
 }
-LEARNING_RATES = [1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3]
+LEARNING_RATES = [1e-5, 2e-5, 3e-5, 5e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3, 5e-3]
 LORA_RANKS = [2, 4, 8, 16, 32]
 
 

@@ -1,16 +1,21 @@
 """Old vs new model: per-example answers, metric and per-label deltas, confusion differences,
 examples fixed and broken, and the tasks that regressed. Everything here is JSON-friendly.
 
-`predict_answers` runs a model; every other function is pure (lists and dicts in, lists and dicts out).
+`predict_answers`/`answers_for` run a model and `cached_answers` keeps a version's answers on disk; every
+other function is pure (lists and dicts in, lists and dicts out).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from typing import Any
 
 from .decoding import regression_value
 from .evaluation import PRIMARY, classification_metrics, ner_metrics, regression_metrics, task_outputs
 from .features import featurize, predicted_word_tags
+from .registry import Registry
 from .tasks import TaskSpec
 
 REGRESSION_TOLERANCE = 1.0  # a regression answer is "wrong" when it is off by more than this
@@ -219,3 +224,40 @@ def _number(value: Any) -> bool:
     if isinstance(value, bool):
         return False
     return isinstance(value, (int, float)) or (hasattr(value, "item") and getattr(value, "ndim", 1) == 0)
+
+
+# ---------------------------------------------------------------------------------- answer cache
+
+
+def answers_for(model, tokenizer, specs: dict, sets: dict[str, list], device, max_length: int) -> dict[str, list]:
+    """Each task's answers on its examples (tasks the model lacks, or without examples, are left out)."""
+    return {task: predict_answers(model, tokenizer, specs[task], examples, device, max_length)
+            for task, examples in sets.items() if task in specs and examples}
+
+
+def _answers_path(home, version: str, sets: dict[str, list]):
+    key = hashlib.blake2b(json.dumps({t: [ex.to_dict() for ex in exs] for t, exs in sorted(sets.items())},
+                                     sort_keys=True).encode(), digest_size=12).hexdigest()
+    return Registry(home).home / "cache" / "answers" / f"{version}-{key}.json"
+
+
+def store_answers(home, version: str, sets: dict[str, list], answers: dict) -> None:
+    path = _answers_path(home, version, sets)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(answers), encoding="utf-8")
+    tmp.replace(path)
+
+
+def cached_answers(home, version: str, model, tokenizer, specs: dict, sets: dict[str, list], device) -> dict:
+    """A version's answers on `sets`, cached on disk (versions never change; the key covers the data).
+    A round stores its new version's test answers too, so a round from it starts warm."""
+    path = _answers_path(home, version, sets)
+    if path.exists():
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            pass
+    answers = answers_for(model, tokenizer, specs, sets, device, model.config.max_length)
+    store_answers(home, version, sets, answers)
+    return answers

@@ -11,15 +11,13 @@ or in-process through `run_round` (benchmarks, tests).
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field, fields
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .compare import compare_answers, predict_answers
+from .compare import answers_for, cached_answers, compare_answers, store_answers
 from .data import prepare_all
 from .inference import pick_device
 from .pipeline import data_cache_dir
@@ -44,13 +42,13 @@ class RoundConfig:
     lora_dense: bool = False  # "lora": adapt the feed-forward/output dense layers too
     loss_weighting: str = "equal"  # one of weighting.WEIGHTINGS
     sampling: str = "proportional"  # one of weighting.SAMPLINGS; proportional = tasks by round data size
-    steps: int = 150  # optimizer steps
-    batch_size: int = 16
-    encoder_lr: float = 5e-5  # encoder rate for "full" / "freeze" (a gentle nudge, not a retrain)
+    steps: int = 100  # optimizer steps
+    batch_size: int = 32
+    encoder_lr: float = 3e-5  # encoder rate for "full" / "freeze" (a gentle nudge, not a retrain)
     lora_lr: float = 1e-3  # adapter rate for "lora" (adapters start at zero: they need a higher rate)
-    head_lr: float = 5e-4
+    head_lr: float = 3e-4
     replay_ratio: float = 4.0  # original training examples mixed in per correction, so nothing is forgotten
-    correction_upsample: int = 4  # each correction appears this many times in the round's data
+    correction_upsample: int = 8  # each correction appears this many times in the round's data
     min_replay: int = 32  # at least this many replayed originals per task
     replay_all_tasks: bool = True  # replay tasks without corrections too (the encoder is shared)
     dev_size: int = 100  # dev examples per task for the evaluation during training
@@ -171,7 +169,7 @@ def run_round(home=None, base_version: str | None = None, cfg: RoundConfig | Non
     model.to(device).set_attention(eager=False)  # SDPA: no attention weights needed, faster
     reporter.progress(0, cfg.steps, f"evaluating {base} on the test splits")
     old_test = cached_answers(reg.home, base, model, tokenizer, specs, test_sets, device)
-    old_corr = _answers(model, tokenizer, specs, data.corrections, device, max_len)
+    old_corr = answers_for(model, tokenizer, specs, data.corrections, device, max_len)
     t = timer.mark("evaluate_old", t)
 
     reporter.check_cancelled()
@@ -187,8 +185,8 @@ def run_round(home=None, base_version: str | None = None, cfg: RoundConfig | Non
     t = timer.mark("train", t)
 
     reporter.progress(cfg.steps, cfg.steps, "evaluating the new model")
-    new_test = _answers(model, tokenizer, specs, test_sets, device, max_len)
-    new_corr = _answers(model, tokenizer, specs, data.corrections, device, max_len)
+    new_test = answers_for(model, tokenizer, specs, test_sets, device, max_len)
+    new_corr = answers_for(model, tokenizer, specs, data.corrections, device, max_len)
     comparison = {
         "test": compare_answers(specs, test_sets, old_test, new_test, "test"),
         "corrections": compare_answers(specs, data.corrections, old_corr, new_corr, "corrections"),
@@ -221,6 +219,7 @@ def run_round(home=None, base_version: str | None = None, cfg: RoundConfig | Non
                             parent=base, metrics=summary, extra=extra, activate=False)
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # gone after register moved it; cleans up on failure
+    store_answers(reg.home, info.id, test_sets, new_test)
     timer.mark("save", t)
     timings = {**timer.phases, "total": round(time.perf_counter() - timer.started, 3)}
     reporter.log(f"registered {info.id} (inactive) in {timings['total']:.0f}s")
@@ -268,27 +267,3 @@ def _add_lora(model, cfg: RoundConfig) -> None:
     lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0, target_modules=targets,
                       bias="none")
     model.encoder = get_peft_model(model.encoder, lora)
-
-
-def _answers(model, tokenizer, specs: dict, sets: dict[str, list], device, max_length: int) -> dict[str, list]:
-    return {task: predict_answers(model, tokenizer, specs[task], examples, device, max_length)
-            for task, examples in sets.items() if task in specs and examples}
-
-
-def cached_answers(home, version: str, model, tokenizer, specs: dict, sets: dict[str, list], device) -> dict:
-    """A version's answers on `sets`, cached on disk (versions never change; the key covers the data)."""
-    key = hashlib.blake2b(json.dumps({t: [ex.to_dict() for ex in exs] for t, exs in sorted(sets.items())},
-                                     sort_keys=True).encode(), digest_size=12).hexdigest()
-    path = Registry(home).home / "cache" / "answers" / f"{version}-{key}.json"
-    if path.exists():
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            pass
-    answers = _answers(model, tokenizer, specs, sets, device, model.config.max_length)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(answers), encoding="utf-8")
-    tmp.replace(path)
-    return answers
-
