@@ -38,18 +38,9 @@ def max_head_difference(pred, batches) -> tuple[float, str]:
 
 
 def main() -> None:
-    p = common.parser(__doc__.splitlines()[0], repeats=5, quick_repeats=2)
-    p.add_argument("--n-texts", type=int, default=None, help="texts per pass (default 128; 32 with --quick)")
-    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 64])
-    args = p.parse_args()
-    common.setup(args)
-    n = args.n_texts or (32 if args.quick else 128)
-
-    loaded = common.load_predictor()
+    args, loaded, texts = common.text_bench(__doc__.splitlines()[0], repeats=5, n_texts=128, quick_n_texts=32)
     pred = loaded.predictor
-    texts = common.test_texts(n, args.seed)
-    print(f"# model: {loaded.what}")
-    print(f"# {common.describe_texts(pred, texts)}; {args.repeats} repeats (median), 1 warm-up")
+    n = len(texts)
 
     rows, diffs = [], []
     for bs in args.batch_sizes:

@@ -132,6 +132,22 @@ def load_predictor(quantize: bool = False, device: str | None = "cpu") -> Loaded
                   "speed is representative, metrics are not", False)
 
 
+def text_bench(description: str, repeats: int, n_texts: int, quick_n_texts: int):
+    """The shared start of the per-text benchmarks: options (+ --n-texts, --batch-sizes), threads, the model,
+    the test texts and the header lines. -> (args, Loaded, texts)."""
+    p = parser(description, repeats=repeats, quick_repeats=2)
+    p.add_argument("--n-texts", type=int, default=None,
+                   help=f"texts per pass (default {n_texts}; {quick_n_texts} with --quick)")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 64])
+    args = p.parse_args()
+    setup(args)
+    loaded = load_predictor()
+    texts = test_texts(args.n_texts or (quick_n_texts if args.quick else n_texts), args.seed)
+    print(f"# model: {loaded.what}")
+    print(f"# {describe_texts(loaded.predictor, texts)}; {args.repeats} repeats (median), 1 warm-up")
+    return args, loaded, texts
+
+
 def prepared_data():
     """(task_file, prepared) from the workspace data cache (built on first use)."""
     from mtl_core.pipeline import prepare

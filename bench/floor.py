@@ -22,19 +22,10 @@ TARGET = 1.15
 
 
 def main() -> None:
-    p = common.parser(__doc__.splitlines()[0], repeats=5, quick_repeats=2)
-    p.add_argument("--n-texts", type=int, default=None, help="texts per pass (default 256; 64 with --quick)")
-    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 64])
-    args = p.parse_args()
-    common.setup(args)
-    n = args.n_texts or (64 if args.quick else 256)
-
-    loaded = common.load_predictor()
+    args, loaded, texts = common.text_bench(__doc__.splitlines()[0], repeats=5, n_texts=256, quick_n_texts=64)
     pred = loaded.predictor
+    n = len(texts)
     bare = AutoModel.from_pretrained(loaded.encoder_dir, attn_implementation="sdpa").eval()
-    texts = common.test_texts(n, args.seed)
-    print(f"# model: {loaded.what}")
-    print(f"# {common.describe_texts(pred, texts)}; {args.repeats} repeats (median), 1 warm-up")
     private = bool(len(pred.model.private))
     if private:
         print("# note: this model has per-task private upper layers: the Predictor runs more layers than the bare encoder")

@@ -24,18 +24,9 @@ from mtl_core.export import export_model, onnx_session
 
 
 def main() -> None:
-    p = common.parser(__doc__.splitlines()[0], repeats=5, quick_repeats=2)
-    p.add_argument("--n-texts", type=int, default=None, help="texts per pass (default 128; 32 with --quick)")
-    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 64])
-    args = p.parse_args()
-    common.setup(args)
-    n = args.n_texts or (32 if args.quick else 128)
-
-    loaded = common.load_predictor()
+    args, loaded, texts = common.text_bench(__doc__.splitlines()[0], repeats=5, n_texts=128, quick_n_texts=32)
     pred = loaded.predictor
-    texts = common.test_texts(n, args.seed)
-    print(f"# model: {loaded.what}")
-    print(f"# {common.describe_texts(pred, texts)}; {args.repeats} repeats (median), 1 warm-up")
+    n = len(texts)
     with tempfile.TemporaryDirectory(prefix="mtl-onnx-") as tmp:
         t0 = time.perf_counter()
         info = export_model(pred.model, pred.tokenizer, pred.task_file, tmp, version=pred.version,

@@ -35,20 +35,11 @@ def single_task_models(task_file, encoder_dir: str) -> dict[str, torch.nn.Module
 
 
 def main() -> None:
-    p = common.parser(__doc__.splitlines()[0], repeats=3, quick_repeats=2)
-    p.add_argument("--n-texts", type=int, default=None, help="texts per pass (default 128; 32 with --quick)")
-    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 64])
-    args = p.parse_args()
-    common.setup(args)
-    n = args.n_texts or (32 if args.quick else 128)
-
-    loaded = common.load_predictor()
+    args, loaded, texts = common.text_bench(__doc__.splitlines()[0], repeats=3, n_texts=128, quick_n_texts=32)
     pred = loaded.predictor
-    models = single_task_models(pred.task_file, loaded.encoder_dir)
-    texts = common.test_texts(n, args.seed)
+    n = len(texts)
     tok, max_len = pred.tokenizer, pred.max_length
-    print(f"# model: {loaded.what}")
-    print(f"# {common.describe_texts(pred, texts)}; {args.repeats} repeats (median), 1 warm-up")
+    models = single_task_models(pred.task_file, loaded.encoder_dir)
     print(f"# baseline: {len(models)} single-task models: "
           + ", ".join(f"{name} ({type(m).__name__}, {m.config.num_labels} out)" for name, m in models.items()))
 

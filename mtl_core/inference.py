@@ -148,8 +148,6 @@ def quantize_dynamic(model):
         return torch.ao.quantization.quantize_dynamic(model.cpu(), spec, dtype=torch.qint8)
 
 
-_quantize_dynamic = quantize_dynamic  # old private name
-
 
 class NoModelError(RuntimeError):
     """The workspace has no usable model version yet."""

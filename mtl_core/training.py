@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .features import IGNORE, collate, featurize
+from .features import IGNORE, bucketed_batches, collate, featurize
 from .inference import pick_device
 from .weighting import SAMPLINGS, WEIGHTINGS, LossWeighting, TaskSampler
 
@@ -114,8 +114,6 @@ class _BatchStream:
 
     def next(self, name: str) -> list:
         if not self.queues[name]:
-            from .features import bucketed_batches
-
             self.queues[name] = bucketed_batches(self.feats[name], self.cfg.batch_size, self.rng)
             self.epochs[name] += 1
         return [self.feats[name][i] for i in self.queues[name].pop()]

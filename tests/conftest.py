@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import sys
 from pathlib import Path
@@ -56,3 +57,15 @@ def empty_workspace(tmp_path, monkeypatch) -> Path:
     home.mkdir()
     monkeypatch.setenv("MTL_STUDIO_HOME", str(home))
     return home
+
+
+@pytest.fixture(scope="module")
+def flow():
+    """The server + headless-Chromium helpers of scripts/screenshot_predict.py; skips without a browser."""
+    spec = importlib.util.spec_from_file_location("screenshot_predict", ROOT / "scripts" / "screenshot_predict.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    reason = module.browser_available()
+    if reason:
+        pytest.skip(f"headless browser unavailable: {reason}")
+    return module

@@ -2,30 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 from conftest import ROOT
 
 pytestmark = pytest.mark.browser
 
 EVIL = "Tom Hanks flew to Paris <img src=x onerror=alert(1)> and <script>alert(2)</script> loved it"
-
-
-def _flow_module():
-    spec = importlib.util.spec_from_file_location("screenshot_predict", ROOT / "scripts" / "screenshot_predict.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def flow():
-    module = _flow_module()
-    reason = module.browser_available()
-    if reason:
-        pytest.skip(f"headless browser unavailable: {reason}")
-    return module
 
 
 def test_predict_page_in_chromium(flow, workspace, tmp_path):

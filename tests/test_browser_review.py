@@ -5,7 +5,6 @@ Reuses the server and driver helpers of scripts/screenshot_predict.py (as tests/
 
 from __future__ import annotations
 
-import importlib.util
 import time
 
 import pytest
@@ -15,22 +14,6 @@ pytestmark = pytest.mark.browser
 
 TEXT = "Tom Hanks flew to Paris <img src=x onerror=alert(1)> and loved it"
 NEXT = "Is the new Apple store in London open on Sundays?"  # shown after the correction
-
-
-def _helpers():
-    spec = importlib.util.spec_from_file_location("screenshot_predict", ROOT / "scripts" / "screenshot_predict.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def flow():
-    module = _helpers()
-    reason = module.browser_available()
-    if reason:
-        pytest.skip(f"headless browser unavailable: {reason}")
-    return module
 
 
 def _seed(home) -> int:
