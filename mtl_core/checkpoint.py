@@ -19,6 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoTokenizer
 
+from .edit_memory import memory_from_state
 from .modeling import ModelConfig, MultiTaskModel, encoder_from_config, load_encoder
 from .tasks import TaskFile, TaskFileError, parse_task_file
 
@@ -108,6 +109,7 @@ def _assemble(encoder, task_file: TaskFile, config: ModelConfig, heads: dict, ro
         shell.load_state_dict(encoder.state_dict(), strict=False)
         encoder = shell
     model = MultiTaskModel(encoder, task_file.tasks, config)
+    model.memory.update(memory_from_state(heads, model.tasks))
     missing, unexpected = model.load_state_dict(heads, strict=False)
     missing = [k for k in missing if not k.startswith("encoder.")]
     if missing or unexpected:

@@ -72,6 +72,15 @@ def answer_metrics(spec: TaskSpec, gold: list, pred: list) -> dict:
     return m
 
 
+def evaluation_from_answers(specs: dict[str, TaskSpec], sets: dict[str, list], answers: dict[str, list],
+                            split: str = "test") -> dict:
+    """`evaluation.evaluate`'s result ({"tasks", "average", "split"}) computed from stored answers."""
+    tasks = {t: answer_metrics(specs[t], gold_answers(specs[t], exs), answers[t])
+             for t, exs in sets.items() if t in answers}
+    average = sum(m["primary"] for m in tasks.values()) / len(tasks) if tasks else 0.0
+    return {"tasks": tasks, "average": average, "split": split}
+
+
 def _plain(value: Any) -> Any:
     """numpy scalars -> Python numbers, recursively (seqeval reports hold numpy ints)."""
     if isinstance(value, dict):

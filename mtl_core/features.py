@@ -18,6 +18,7 @@ class Feature:
     input_ids: list[int]
     label: int | float | list[int]  # class id, normalised regression target, or per-token tag ids
     word_index: list[int] | None = None  # token tasks: word each piece starts, -1 for none
+    soft: float | list | None = None  # distillation target (mtl_core.distill), replaces the label's one-hot
 
 
 def featurize(spec: TaskSpec, examples: list, tokenizer, max_length: int) -> list[Feature]:

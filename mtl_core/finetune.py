@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field, fields
 from .checkpoint import load_checkpoint, save_checkpoint
 from .compare import answers_for, cached_answers, compare_answers, store_answers
 from .data import prepare_all
+from .edit_memory import attach_round_memory
 from .inference import pick_device
 from .pipeline import data_cache_dir
 from .registry import Registry
@@ -48,7 +49,11 @@ class RoundConfig:
     lora_lr: float = 1e-3  # adapter rate for "lora" (adapters start at zero: they need a higher rate)
     head_lr: float = 3e-4
     replay_ratio: float = 4.0  # original training examples mixed in per correction, so nothing is forgotten
-    correction_upsample: int = 8  # each correction appears this many times in the round's data
+    correction_upsample: int = 2  # each correction appears this many times in the round's data
+    distill: float = 1.0  # replay targets: this share of the base model's own answer, the rest gold (0..1)
+    edit_memory: bool = True  # keep corrections the new weights still get wrong in an edit memory (edit_memory.py)
+    memory_radius: float = 0.1  # largest cosine distance at which a remembered correction applies
+    memory_refs: int = 150  # replayed originals (and as many dev examples) per task bounding each key's radius
     min_replay: int = 32  # at least this many replayed originals per task
     replay_all_tasks: bool = True  # replay tasks without corrections too (the encoder is shared)
     dev_size: int = 100  # dev examples per task for the evaluation during training
@@ -71,10 +76,14 @@ class RoundConfig:
         for name in ("steps", "batch_size", "lora_r", "lora_alpha", "correction_upsample", "dev_size", "log_every"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"RoundConfig.{name}: must be >= 1")
-        if self.freeze_layers < 0 or self.min_replay < 0:
-            raise ValueError("RoundConfig.freeze_layers/min_replay: must be >= 0")
+        if not 0 < self.memory_radius <= 1:
+            raise ValueError("RoundConfig.memory_radius: must be in (0, 1]")
+        if self.freeze_layers < 0 or self.min_replay < 0 or self.memory_refs < 0:
+            raise ValueError("RoundConfig.freeze_layers/min_replay/memory_refs: must be >= 0")
         if self.eval_every is not None and self.eval_every < 1:
             raise ValueError("RoundConfig.eval_every: must be >= 1 (or None)")
+        if not 0 <= self.distill <= 1:
+            raise ValueError("RoundConfig.distill: must be in [0, 1]")
         if not 0 <= self.replay_ratio <= 100:
             raise ValueError("RoundConfig.replay_ratio: must be in [0, 100]")
         for name in ("encoder_lr", "lora_lr", "head_lr"):
@@ -97,7 +106,7 @@ class RoundConfig:
             head_lr=self.head_lr, warmup_ratio=0.1, sampling=self.sampling, loss_weighting=self.loss_weighting,
             eval_every=self.eval_every or self.steps, max_dev=self.dev_size, freeze_embeddings=True,
             freeze_layers=self.freeze_layers if self.strategy == "freeze" else 0, tasks=None, seed=self.seed,
-            device=self.device, log_every=self.log_every,
+            device=self.device, log_every=self.log_every, distill=self.distill,
         )
 
 
@@ -170,6 +179,7 @@ def run_round(home=None, base_version: str | None = None, cfg: RoundConfig | Non
     reporter.progress(0, cfg.steps, f"evaluating {base} on the test splits")
     old_test = cached_answers(reg.home, base, model, tokenizer, specs, test_sets, device)
     old_corr = answers_for(model, tokenizer, specs, data.corrections, device, max_len)
+    model.memory.clear()  # the base's edits: the round trains the network itself, and rebuilds them after
     t = timer.mark("evaluate_old", t)
 
     reporter.check_cancelled()
@@ -184,12 +194,20 @@ def run_round(home=None, base_version: str | None = None, cfg: RoundConfig | Non
         model.encoder = model.encoder.merge_and_unload()
     t = timer.mark("train", t)
 
+    weights_corr = answers_for(model, tokenizer, specs, data.corrections, device, max_len)
+    memory = (attach_round_memory(model, tokenizer, data.corrections, data.prepared, device, max_len,
+                                  cfg.memory_radius, cfg.memory_refs) if cfg.edit_memory else {})
+    t = timer.mark("edit_memory", t)
+
     reporter.progress(cfg.steps, cfg.steps, "evaluating the new model")
     new_test = answers_for(model, tokenizer, specs, test_sets, device, max_len)
     new_corr = answers_for(model, tokenizer, specs, data.corrections, device, max_len)
     comparison = {
         "test": compare_answers(specs, test_sets, old_test, new_test, "test"),
         "corrections": compare_answers(specs, data.corrections, old_corr, new_corr, "corrections"),
+        "corrections_weights_only": compare_answers(specs, data.corrections, old_corr, weights_corr,
+                                                    "corrections")["counts"],
+        "edit_memory": memory,
     }
     comparison["regressions"] = comparison["test"]["regressions"]
     t = timer.mark("evaluate_new", t)
@@ -205,6 +223,7 @@ def run_round(home=None, base_version: str | None = None, cfg: RoundConfig | Non
         "data_counts": data.counts,
         "skipped": data.skipped,
         "round_config": asdict(cfg),
+        "edit_memory": {task: st.get("keys", 0) for task, st in memory.items()},
         "base_metrics": {task: round(row["old"], 4) for task, row in comparison["test"]["tasks"].items()},
     }
     metrics = {"test": {"tasks": {k: {"primary": v} for k, v in summary.items()}},

@@ -126,6 +126,7 @@ class MultiTaskModel(nn.Module):
                 self.private[t.name] = copy.deepcopy(upper)
             encoder.encoder.layer = layers[:k]
             encoder.config.num_hidden_layers = k
+        self.memory = nn.ModuleDict()  # task -> edit_memory.EditMemory (set by fine-tuning rounds)
         self.heads = nn.ModuleDict()
         for t in tasks:
             cls = TokenHead if t.kind == "token_classification" else SentenceHead
@@ -167,15 +168,28 @@ class MultiTaskModel(nn.Module):
         logits = {name: self._head(name, states, attention_mask) for name in (tasks or self.task_names)}
         return MultiTaskOutput(logits=logits, attentions=out.attentions if output_attentions else None)
 
+    def represent(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, task: str):
+        """-> (the task head's input: (B, H) pooled or (B, T, H) token states, the head's logits without memory)."""
+        states = self.encoder(input_ids=input_ids, attention_mask=attention_mask, return_dict=True).last_hidden_state
+        rep = self._head_input(task, states, attention_mask)
+        return rep, self.heads[task](rep)
+
     def _head(self, name: str, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        rep = self._head_input(name, states, mask)
+        logits = self.heads[name](rep)
+        if name in self.memory:
+            logits = self.memory[name](rep, logits)
+        return logits
+
+    def _head_input(self, name: str, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if name in self.private:
             ext = create_bidirectional_mask(config=self.encoder.config, inputs_embeds=states, attention_mask=mask)
             for layer in self.private[name]:
                 states = layer(states, attention_mask=ext)
                 states = states[0] if isinstance(states, tuple) else states
         if self.tasks[name].kind == "token_classification":
-            return self.heads[name](states)
-        return self.heads[name](pool(states, mask, self.config.pooling))
+            return states
+        return pool(states, mask, self.config.pooling)
 
 
 def build_model(tasks: list[TaskSpec], config: ModelConfig, encoder: nn.Module | None = None) -> MultiTaskModel:

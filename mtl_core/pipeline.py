@@ -10,6 +10,7 @@ from pathlib import Path
 from transformers import AutoTokenizer
 
 from .checkpoint import save_checkpoint
+from .compare import answers_for, evaluation_from_answers, store_answers
 from .data import prepare_all
 from .evaluation import evaluate, headline
 from .inference import pick_device
@@ -78,7 +79,12 @@ def train_new_version(
     result = train(model, tokenizer, task_file, prepared, train_config, callback=callback, progress=progress)
     t1 = time.perf_counter()
     device = pick_device(train_config.device)
-    test = evaluate(model, tokenizer, task_file, prepared, "test", device, model_config.max_length)
+    specs = {t.name: t for t in task_file.tasks}
+    test_sets = {n: prepared[n]["test"] for n in specs if prepared.get(n, {}).get("test")}
+    # answers, not just metrics: kept in the answer cache, so the first fine-tuning round from this
+    # version does not have to evaluate it again
+    answers = answers_for(model, tokenizer, specs, test_sets, device, model_config.max_length)
+    test = evaluation_from_answers(specs, test_sets, answers)
     dev = result.dev  # the (capped) dev evaluation that picked this checkpoint
     t_eval = time.perf_counter() - t1
     report = _report(result, dev, test, train_config, {"data": t_data, "load_model": t_load, "final_eval": t_eval})
@@ -90,6 +96,7 @@ def train_new_version(
     summary = {n: m["primary"] for n, m in headline(test).items()}
     info = reg.register(staging, note=note or ("quick training" if quick else "default training"),
                         metrics=summary, activate=activate)
+    store_answers(reg.home, info.id, test_sets, answers)
     report["timings"]["total"] = time.perf_counter() - t0
     return info, report
 

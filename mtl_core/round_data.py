@@ -187,7 +187,9 @@ def build_round_data(task_file: TaskFile, prepared: dict[str, dict[str, list[Exa
                                labels=list(spec.labels) if spec.kind == "classification" else None)
         examples = [ex for _, ex in corr.values()]
         dev = [ex for ex in originals.get("dev", []) if normalise(ex.text) not in corr]
-        out[task] = {"train": examples * upsample + replay, "dev": dev}
+        # replay, not corrections, may learn the base model's own answers (TrainConfig.distill)
+        out[task] = {"train": examples * upsample + replay, "dev": dev,
+                     "distill": [False] * (len(examples) * upsample) + [True] * len(replay)}
         counts[task] = {"corrections": len(examples), "replay": len(replay), "train": len(out[task]["train"]),
                         "dev": len(dev)}
         ids += [i for i, _ in corr.values()]

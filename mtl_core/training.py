@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .distill import attach_teacher_targets, soft_loss, soft_targets
 from .features import IGNORE, bucketed_batches, collate, featurize
 from .inference import pick_device
 from .weighting import SAMPLINGS, WEIGHTINGS, LossWeighting, TaskSampler
@@ -45,6 +46,8 @@ class TrainConfig:
     device: str | None = None  # None = CUDA when present, else CPU
     max_dev: int | None = 1000  # cap dev examples per task for the periodic evaluation (speed)
     log_every: int = 50  # steps between logged training losses (callback "train" events)
+    distill: float = 0.0  # examples flagged in prepared[task]["distill"] learn blend x the model's own
+    # answer before training + (1 - blend) x gold (fine-tuning rounds: replay that does not move the model)
 
     def __post_init__(self) -> None:
         if self.sampling not in SAMPLINGS:
@@ -60,6 +63,8 @@ class TrainConfig:
             raise ValueError("TrainConfig.temperature: must be > 0")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError("TrainConfig.warmup_ratio: must be in [0, 1)")
+        if not 0 <= self.distill <= 1:
+            raise ValueError("TrainConfig.distill: must be in [0, 1]")
 
 
 @dataclass
@@ -139,6 +144,13 @@ def train(model, tokenizer, task_file, prepared: dict, cfg: TrainConfig,
     max_len = model.config.max_length
     feats = {t.name: featurize(t, prepared[t.name]["train"], tokenizer, t.max_length or max_len) for t in specs}
     dev = {t.name: {"dev": prepared[t.name].get("dev", [])[: cfg.max_dev]} for t in specs}
+    n_out = {t.name: len(t.tag_names) if t.kind == "token_classification" else len(t.labels) for t in specs}
+    pad_id = tokenizer.pad_token_id or 0
+    if cfg.distill > 0:
+        model.to(device)
+        for t in specs:
+            attach_teacher_targets(model, t.name, t.kind, feats[t.name], prepared[t.name].get("distill") or [],
+                                   cfg.distill, pad_id, device, n_out[t.name])
     timings = {"tokenize": time.perf_counter() - t0, "train": 0.0, "evaluate": 0.0}
 
     rng = random.Random(cfg.seed)
@@ -149,7 +161,6 @@ def train(model, tokenizer, task_file, prepared: dict, cfg: TrainConfig,
     _freeze(model, cfg.freeze_embeddings, cfg.freeze_layers)
     opt = _optimizer(model, weighting, cfg)
     sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup_ratio * cfg.steps), cfg.steps)
-    pad_id = tokenizer.pad_token_id or 0
     kinds = {t.name: t.kind for t in specs}
 
     best = {"score": -float("inf"), "step": 0, "state": None, "dev": {}}
@@ -160,7 +171,7 @@ def train(model, tokenizer, task_file, prepared: dict, cfg: TrainConfig,
         for step in range(1, cfg.steps + 1):
             ts = time.perf_counter()
             groups = _draw(sampler, stream, cfg)
-            batches = {n: collate(fs, kinds[n], pad_id) for n, fs in groups.items()}
+            batches = {n: _collate(fs, kinds[n], pad_id, n_out[n]) for n, fs in groups.items()}
             for n, loss in _step(model, weighting, opt, sched, batches, kinds, device, cfg.grad_clip).items():
                 window[n].append(loss)
             timings["train"] += time.perf_counter() - ts
@@ -201,6 +212,14 @@ def train(model, tokenizer, task_file, prepared: dict, cfg: TrainConfig,
     return TrainResult(best_step=best["step"], dev=best["dev"], history=history, timings=timings, stopped=stopped)
 
 
+def _collate(features: list, kind: str, pad_id: int, n_out: int) -> dict[str, torch.Tensor]:
+    batch = collate(features, kind, pad_id)
+    soft = soft_targets(features, kind, n_out, batch["input_ids"].shape[1])
+    if soft is not None:
+        batch["soft"] = soft
+    return batch
+
+
 def _draw(sampler: TaskSampler, stream: _BatchStream, cfg: TrainConfig) -> dict[str, list]:
     """Per-task: one task's batch. Mixed: tasks drawn per batch slice, then grouped by task."""
     if cfg.batching == "per_task":
@@ -228,7 +247,11 @@ def _step(model, weighting, opt, sched, batches: dict, kinds: dict, device, clip
         out = logits[n][rows]
         if kinds[n] == "token_classification":
             out = out[:, : labels.shape[1]]
-        raw = _task_loss(kinds[n], out, labels)
+        soft = batches[n].get("soft")
+        if soft is not None:
+            raw = soft_loss(kinds[n], out, soft.to(device), labels)
+        else:
+            raw = _task_loss(kinds[n], out, labels)
         total = total + weighting(n, raw)
         raw_losses[n] = float(raw.detach())
     opt.zero_grad(set_to_none=True)

@@ -69,3 +69,20 @@ def test_cli_export(workspace, tmp_path, capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["version"] == "v0001" and (out / ONNX_FILE).is_file()
     assert max(info["max_abs_diff"].values()) <= 1e-4
+
+
+def test_edit_memory_is_part_of_the_exported_graph(tiny_checkpoint, tmp_path):
+    from mtl_core.compare import predict_answers
+    from mtl_core.data.examples import Example
+    from mtl_core.edit_memory import build_task_memory
+
+    model, tok, task_file, _ = load_checkpoint(tiny_checkpoint)
+    spec = model.tasks["sentiment"]
+    answers = predict_answers(model, tok, spec, [Example(t, label="positive") for t in TEXTS[:3]], "cpu", 64)
+    flipped = [Example(t, label="negative" if a == "positive" else "positive") for t, a in zip(TEXTS, answers)]
+    memory, _ = build_task_memory(model, tok, spec, flipped, [], "cpu", 64, radius_cap=0.05)
+    model.memory["sentiment"] = memory
+    assert predict_answers(model, tok, spec, flipped, "cpu", 64) == [ex.label for ex in flipped]
+    export_model(model, tok, task_file, tmp_path, version="tiny-memory")
+    diffs = max_difference(model, onnx_session(tmp_path / ONNX_FILE), tok, TEXTS, model.config.max_length)
+    assert max(diffs.values()) <= 1e-4, diffs

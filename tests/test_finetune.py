@@ -302,3 +302,19 @@ def test_default_task_names_are_accepted():
     names = [t.name for t in load_task_file().tasks]
     assert RoundConfig(tasks=names[:2]).tasks == names[:2]
 
+
+
+def test_edit_memory_answers_what_the_weights_did_not_learn(ws):
+    home, sessions, root = ws
+    _correct(sessions, NEW_POS + NEW_NEG, "polarity", ["neg"] * 6 + ["pos"] * 6)  # against the toy's rule
+    gentle = {**FAST, "steps": 10, "encoder_lr": 1e-5, "head_lr": 1e-5}
+    out = run_round(home, "v0001", RoundConfig(**gentle), sessions=sessions, data_dir=root)
+    weights = out["comparison"]["corrections_weights_only"]["polarity"]
+    with_memory = out["comparison"]["corrections"]["counts"]["polarity"]
+    keys = out["comparison"]["edit_memory"]["polarity"]["keys"]
+    assert weights["right_new"] < 12 and keys > 0 and with_memory["right_new"] >= weights["right_new"] + keys
+    model, tok, _, _ = load_checkpoint(Registry(home).path_of(out["version"]))
+    assert len(model.memory["polarity"]) == keys == Registry(home).get(out["version"]).extra["edit_memory"]["polarity"]
+    off = run_round(home, "v0001", RoundConfig(**gentle, edit_memory=False), sessions=sessions, data_dir=root)
+    assert off["comparison"]["edit_memory"] == {}
+    assert off["comparison"]["corrections"]["counts"]["polarity"]["right_new"] == weights["right_new"]

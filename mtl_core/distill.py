@@ -1,0 +1,83 @@
+"""Replay with the base model's own answers as targets (knowledge distillation, as in LwF).
+
+A fine-tuning round replays original training examples so the shared encoder does not forget. With a
+hard gold label, a replayed example the base model got wrong (or was unsure of) still pulls the model
+somewhere new; with the base model's answer as the target, replay says "keep answering what you
+answered", which is the thing a round must not change. `blend` mixes the two:
+target = blend x teacher + (1 - blend) x gold.
+
+Soft targets are computed once, before training, by the model itself (it is the teacher until its
+first update), in eval mode and without gradients.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .features import IGNORE, Feature, collate, sorted_batches
+
+
+@torch.no_grad()
+def attach_teacher_targets(model, task: str, kind: str, feats: list[Feature], which: list[bool], blend: float,
+                           pad_id: int, device, n_labels: int, batch_size: int = 64) -> int:
+    """Set `f.soft` on the features flagged in `which`; returns how many got one."""
+    chosen = [f for f, flag in zip(feats, which) if flag]
+    if not chosen or blend <= 0:
+        return 0
+    was_training = model.training
+    model.eval()
+    for idx in sorted_batches(chosen, batch_size):
+        group = [chosen[i] for i in idx]
+        batch = collate(group, kind, pad_id)
+        logits = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
+                       tasks=[task]).logits[task].float().cpu()
+        for f, out in zip(group, logits):
+            f.soft = _blended_target(kind, f, out, blend, n_labels)
+    model.train(was_training)
+    return len(chosen)
+
+
+def _blended_target(kind: str, f: Feature, out: torch.Tensor, blend: float, n_labels: int):
+    if kind == "regression":
+        return float(blend * out.squeeze(-1) + (1 - blend) * float(f.label))
+    if kind == "token_classification":
+        probs = out[: len(f.label)].softmax(-1)
+        gold = torch.tensor(f.label)
+        hard = nn.functional.one_hot(gold.clamp(min=0), n_labels).float()
+        return (blend * probs + (1 - blend) * hard).tolist()
+    hard = nn.functional.one_hot(torch.tensor(int(f.label)), n_labels).float()
+    return (blend * out.softmax(-1) + (1 - blend) * hard).tolist()
+
+
+def soft_targets(features: list[Feature], kind: str, n_labels: int, width: int) -> torch.Tensor | None:
+    """The batch's target tensor when any feature has a soft target (the others get their gold one-hot).
+
+    classification: (B, C) probabilities; token: (B, width, C); regression: (B,) values. None otherwise."""
+    if not any(getattr(f, "soft", None) is not None for f in features):
+        return None
+    if kind == "regression":
+        return torch.tensor([f.soft if f.soft is not None else float(f.label) for f in features])
+    if kind == "token_classification":
+        out = torch.zeros((len(features), width, n_labels))
+        for i, f in enumerate(features):
+            if f.soft is not None:
+                out[i, : len(f.soft)] = torch.tensor(f.soft)
+            else:
+                gold = torch.tensor(f.label)
+                out[i, : len(f.label)] = nn.functional.one_hot(gold.clamp(min=0), n_labels).float()
+        return out
+    rows = [f.soft if f.soft is not None else nn.functional.one_hot(torch.tensor(int(f.label)), n_labels).tolist()
+            for f in features]
+    return torch.tensor(rows, dtype=torch.float)
+
+
+def soft_loss(kind: str, logits: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy against probability targets (MSE for regression); token positions with no label skip."""
+    if kind == "regression":
+        return nn.functional.mse_loss(logits.squeeze(-1).float(), targets.float())
+    if kind == "token_classification":
+        keep = labels.flatten() != IGNORE
+        flat = logits.flatten(0, 1).float()[keep]
+        return -(targets.flatten(0, 1)[keep] * flat.log_softmax(-1)).sum(-1).mean()
+    return -(targets * logits.float().log_softmax(-1)).sum(-1).mean()

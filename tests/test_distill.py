@@ -1,0 +1,90 @@
+"""Distilled replay: soft targets from the model itself, and a loss that leaves a teacher-matching model still."""
+
+from __future__ import annotations
+
+import torch
+
+from mtl_core.checkpoint import load_checkpoint
+from mtl_core.distill import attach_teacher_targets, soft_loss, soft_targets
+from mtl_core.features import IGNORE, Feature, featurize
+
+
+def _tiny(tiny_checkpoint):
+    model, tok, task_file, _ = load_checkpoint(tiny_checkpoint)
+    return model.eval(), tok, {t.name: t for t in task_file.tasks}
+
+
+def _feats(spec, tok, texts, label=None, words=None):
+    from mtl_core.data.examples import Example
+
+    if spec.kind == "token_classification":
+        exs = [Example(t, words=t.split(), tags=["O"] * len(t.split())) for t in texts]
+    else:
+        exs = [Example(t, label=label) for t in texts]
+    return featurize(spec, exs, tok, 32)
+
+
+TEXTS = ["a quiet film about nothing", "Paris in spring", "what is the capital of peru ?", "win a free prize now"]
+
+
+def test_blend_one_is_the_models_own_answer_and_zero_is_gold(tiny_checkpoint):
+    model, tok, specs = _tiny(tiny_checkpoint)
+    spec = specs["sentiment"]
+    feats = _feats(spec, tok, TEXTS, label="positive")
+    assert attach_teacher_targets(model, "sentiment", spec.kind, feats, [True, True, False, True], 1.0, 0, "cpu", 2) == 3
+    with torch.no_grad():
+        ids = torch.tensor([feats[0].input_ids])
+        probs = model(input_ids=ids, attention_mask=torch.ones_like(ids), tasks=["sentiment"]).logits["sentiment"].softmax(-1)
+    assert torch.allclose(torch.tensor(feats[0].soft), probs[0], atol=1e-5)
+    assert feats[2].soft is None
+    gold = _feats(spec, tok, TEXTS[:1], label="positive")
+    attach_teacher_targets(model, "sentiment", spec.kind, gold, [True], 0.0, 0, "cpu", 2)
+    assert gold[0].soft is None  # blend 0 = plain gold labels: nothing attached
+    attach_teacher_targets(model, "sentiment", spec.kind, gold, [True], 0.5, 0, "cpu", 2)
+    assert abs(sum(gold[0].soft) - 1) < 1e-5 and gold[0].soft[1] >= 0.5  # half one-hot "positive"
+
+
+def test_token_targets_are_distributions_on_labelled_pieces(tiny_checkpoint):
+    model, tok, specs = _tiny(tiny_checkpoint)
+    spec = specs["ner"]
+    feats = _feats(spec, tok, TEXTS)
+    attach_teacher_targets(model, "ner", spec.kind, feats, [True] * 4, 0.7, 0, "cpu", len(spec.tag_names))
+    width = max(len(f.input_ids) for f in feats)
+    targets = soft_targets(feats, spec.kind, len(spec.tag_names), width)
+    assert targets.shape == (4, width, len(spec.tag_names))
+    for i, f in enumerate(feats):
+        for j, lab in enumerate(f.label):
+            if lab != IGNORE:
+                assert abs(float(targets[i, j].sum()) - 1) < 1e-5
+
+
+def test_rows_without_soft_target_get_their_gold_one_hot():
+    feats = [Feature([1, 2], 1, soft=[0.3, 0.7]), Feature([1, 2, 3], 0)]
+    t = soft_targets(feats, "classification", 2, 3)
+    assert torch.allclose(t, torch.tensor([[0.3, 0.7], [1.0, 0.0]]))
+    assert soft_targets([Feature([1], 0)], "classification", 2, 1) is None
+    reg = soft_targets([Feature([1], 0.5, soft=0.1), Feature([1], -0.2)], "regression", 1, 1)
+    assert torch.allclose(reg, torch.tensor([0.1, -0.2]))
+
+
+def test_matching_the_teacher_is_a_stationary_point():
+    logits = torch.randn(5, 3, requires_grad=True)
+    target = logits.detach().softmax(-1)
+    soft_loss("classification", logits, target, torch.zeros(5, dtype=torch.long)).backward()
+    assert logits.grad.abs().max() < 1e-6
+    tok_logits = torch.randn(2, 4, 3, requires_grad=True)
+    labels = torch.tensor([[0, IGNORE, 1, 2], [IGNORE, 0, 0, IGNORE]])
+    soft_loss("token_classification", tok_logits, tok_logits.detach().softmax(-1), labels).backward()
+    assert tok_logits.grad.abs().max() < 1e-6
+
+
+def test_distill_bounds_are_checked():
+    import pytest
+
+    from mtl_core.finetune import RoundConfig
+    from mtl_core.training import TrainConfig
+
+    with pytest.raises(ValueError, match="distill"):
+        TrainConfig(distill=1.5)
+    with pytest.raises(ValueError, match="distill"):
+        RoundConfig(distill=-0.1)
