@@ -2,6 +2,8 @@
 
 import streamlit as st
 
+from app import auth_view
+
 st.set_page_config(page_title="MTL Studio", page_icon=":material/hub:", layout="wide")
 
 PAGES = [
@@ -12,4 +14,8 @@ PAGES = [
     st.Page("pages/data.py", title="Data", icon=":material/table_view:"),
 ]
 
-st.navigation(PAGES).run()
+if auth_view.gate():  # single-user mode, or a signed-in team member
+    st.navigation(PAGES).run()
+else:  # team mode, nobody signed in: the sign-in form is the only page, whatever the URL asks for
+    st.navigation([st.Page(auth_view.render_login, title="Sign in", icon=":material/login:", url_path="login")],
+                  position="hidden").run()

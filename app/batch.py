@@ -15,6 +15,7 @@ import pandas as pd
 
 from mtl_core.inference import MAX_CHARS
 from mtl_core.types import ClassPrediction, Prediction, RegressionPrediction, TokenPrediction
+from mtl_core.uploads import MAX_UPLOAD_BYTES, decode_upload, line_list, upload_problem
 
 JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
 
@@ -25,11 +26,15 @@ class Upload:
     problems: list[str] = field(default_factory=list)  # user-facing messages, one per kind of problem
 
 
-def read_upload(name: str, data: bytes) -> Upload:
-    """Parse a CSV/TSV/JSONL/JSON upload; undecodable or malformed lines are skipped and reported."""
-    if not data.strip():
-        return Upload(None, ["The file is empty."])
-    text, problems = _decode(data)
+def read_upload(name: str, data: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -> Upload:
+    """Parse a CSV/TSV/JSONL/JSON upload; undecodable or malformed lines are skipped and reported.
+
+    Too big, empty, binary or compressed files are refused before anything is parsed.
+    """
+    refused = upload_problem(data, max_bytes)
+    if refused:
+        return Upload(None, [refused])
+    text, problems = decode_upload(data)
     lower = name.lower()
     if lower.endswith(JSON_SUFFIXES):
         frame, more = _read_json_lines(text)
@@ -37,47 +42,54 @@ def read_upload(name: str, data: bytes) -> Upload:
         frame, more = _read_csv(text, sep="\t" if lower.endswith(".tsv") else ",")
     problems += more
     if frame is not None and frame.empty:
-        problems.append("The file has no data rows.")
+        problems.append("The file has no data rows (only a header, or nothing but blank lines).")
         frame = None
     return Upload(frame, problems)
 
 
-def _decode(data: bytes) -> tuple[str, list[str]]:
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # Excel's "Unicode text" is UTF-16 with a BOM
-        return data.decode("utf-16"), []
-    try:
-        return data.decode("utf-8-sig"), []
-    except UnicodeDecodeError:
-        pass
-    good, bad = [], []
-    for number, line in enumerate(data.split(b"\n"), start=1):
-        try:
-            good.append(line.decode("utf-8-sig" if number == 1 else "utf-8"))
-        except UnicodeDecodeError:
-            bad.append(number)
-    msg = (f"The file is not valid UTF-8: {len(bad)} line(s) could not be decoded and were skipped "
-           f"(first: line {bad[0]}). Save the file as UTF-8 to keep them.")
-    return "\n".join(good), [msg]
-
-
 def _read_csv(text: str, sep: str) -> tuple[pd.DataFrame | None, list[str]]:
-    bad: list[int] = []
-
-    def on_bad(fields: list[str]) -> None:  # wrong number of fields: skip the row, remember it
-        bad.append(len(fields))
-        return None
-
+    """Rows with more fields than the header are skipped and named; short rows are padded with ''."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
     try:
-        # index_col=False: a row with extra fields must reach on_bad_lines, not become an index
-        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, engine="python",
-                            index_col=False, on_bad_lines=on_bad, quoting=csv.QUOTE_MINIMAL)
-    except pd.errors.EmptyDataError:
+        header = next((row for row in reader if any(cell.strip() for cell in row)), None)
+    except csv.Error as exc:
+        return None, [f"Could not read the header (line {reader.line_num}): {exc}."]
+    if header is None:
         return None, ["The file has no columns: is it empty?"]
-    except (pd.errors.ParserError, csv.Error) as exc:
-        return None, [f"Could not parse the file as CSV: {exc}"]
-    problems = [f"{len(bad)} malformed row(s) (wrong number of fields) were skipped."] if bad else []
-    frame.columns = [str(c) for c in frame.columns]
-    return frame, problems
+    width, rows, too_long, broken = len(header), [], [], []
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # e.g. a field over the csv module's size limit: skip that line
+            broken.append(f"line {reader.line_num}: {exc}")
+            continue
+        if not any(cell.strip() for cell in row):
+            continue  # blank line
+        if len(row) > width:
+            too_long.append(reader.line_num)
+        else:
+            rows.append(row + [""] * (width - len(row)))
+    problems = [f"Could not read {len(broken)} line(s), skipped: {'; '.join(broken[:3])}."] if broken else []
+    if too_long:
+        problems.append(
+            f"{len(too_long)} malformed row(s) with more fields than the header's {width} were skipped "
+            f"(line(s) {line_list(too_long)}). Put text that contains a '{sep}' in double quotes.")
+    return pd.DataFrame(rows, columns=_column_names(header), dtype=object), problems
+
+
+def _column_names(header: list[str]) -> list[str]:
+    """Header cells as unique, non-empty column names ('column 3' for a blank one, 'x.1' for a repeat)."""
+    names: list[str] = []
+    for number, cell in enumerate(header, start=1):
+        base = cell.strip() or f"column {number}"
+        name, repeat = base, 0
+        while name in names:
+            repeat += 1
+            name = f"{base}.{repeat}"
+        names.append(name)
+    return names
 
 
 def _read_json_lines(text: str) -> tuple[pd.DataFrame | None, list[str]]:
@@ -99,7 +111,8 @@ def _read_json_lines(text: str) -> tuple[pd.DataFrame | None, list[str]]:
                 bad.append(number)
         rows, not_objects = _json_rows(parsed)
         bad = sorted(bad + not_objects)
-    problems = [f"{len(bad)} malformed line(s) were skipped (first: line {bad[0]})."] if bad else []
+    problems = ([f"{len(bad)} malformed line(s) were skipped (not a JSON object or string: line(s) "
+                 f"{line_list(bad)})."] if bad else [])
     if not rows:
         return None, problems + ["No valid JSON records were found."]
     return pd.DataFrame(rows), problems

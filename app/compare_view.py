@@ -11,7 +11,7 @@ import streamlit as st
 
 from mtl_core.compare import REGRESSION_THRESHOLD
 
-from . import train_service
+from . import auth_view, train_service
 from .components.html import esc
 from .components.results import task_title
 
@@ -31,13 +31,17 @@ def show_flash() -> None:
 def deltas_frame(comparison: dict) -> pd.DataFrame:
     test = comparison.get("test", {})
     corr = comparison.get("corrections", {}).get("counts", {})
+    weights = comparison.get("corrections_weights_only", {})
+    memory = comparison.get("edit_memory", {})
     rows = []
     for task, row in test.get("tasks", {}).items():
-        c = corr.get(task, {})
+        c, w = corr.get(task, {}), weights.get(task, {})
         rows.append({
             "task": task_title(task), "metric": row["metric"], "old": row["old"], "new": row["new"],
             "delta (points)": 100 * row["delta"],
             "corrections right (old → new)": f"{c['right_old']} → {c['right_new']} / {c['n']}" if c else "",
+            "by the weights alone": f"{w['right_new']} / {w['n']}" if w else "",
+            "edit memory keys": memory.get(task, {}).get("keys", 0) if c else "",
             "regressed": row["delta"] < -REGRESSION_THRESHOLD,
         })
     return pd.DataFrame(rows)
@@ -63,6 +67,9 @@ def _examples_frame(rows: list[dict]) -> pd.DataFrame:
 
 
 def _promote(version: str) -> None:
+    if not auth_view.allowed("promote"):
+        flash("error", auth_view.denied_message("promote"))
+        return
     try:
         train_service.promote(version)
     except Exception as exc:  # a checkpoint deleted by hand etc.
@@ -72,6 +79,9 @@ def _promote(version: str) -> None:
 
 
 def _discard(version: str) -> None:
+    if not auth_view.allowed("discard"):
+        flash("error", auth_view.denied_message("discard"))
+        return
     try:
         train_service.discard(version)
     except ValueError as exc:
@@ -144,7 +154,8 @@ def _actions(version: str, base: str, regs: list[str], broken: list[dict]) -> No
     if state == "active":
         left.success(f"{version} is active.")
         return
-    if not train_service.can_train():
+    if not auth_view.allowed("promote"):
+        auth_view.denied_note("promote")
         return
     confirmed = True
     if regs:

@@ -10,7 +10,7 @@ import streamlit as st
 from mtl_core.registry import Registry, VersionInfo
 from mtl_core.version_marks import discarded_versions
 
-from . import train_service
+from . import auth_view, train_service
 from .compare_view import flash, show_flash
 from .components.results import task_title
 
@@ -38,6 +38,9 @@ def _highlight_active(row: pd.Series) -> list[str]:
 
 
 def _activate(version: str) -> None:
+    if not auth_view.allowed("rollback"):
+        flash("error", auth_view.denied_message("rollback"))
+        return
     try:
         train_service.promote(version)
     except Exception as exc:
@@ -107,6 +110,9 @@ def _details(reg: Registry, info: VersionInfo, active: str | None, discarded: di
             counts = extra.get("data_counts") or {}
             if counts:
                 st.dataframe(pd.DataFrame(counts).T.rename(index=task_title), key="models_data_counts")
+            if any((extra.get("edit_memory") or {}).values()):
+                st.caption("Edit memory (corrections the weights still got wrong, answered from memory): "
+                           + ", ".join(f"{task_title(t)} {n}" for t, n in extra["edit_memory"].items() if n))
             if extra.get("skipped"):
                 st.caption("Left out: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in extra["skipped"].items()))
         else:
@@ -118,9 +124,10 @@ def _details(reg: Registry, info: VersionInfo, active: str | None, discarded: di
 
 
 def _rollback(version: str) -> None:
-    if not train_service.can_train():
-        return
     st.divider()
+    if not auth_view.allowed("rollback"):
+        auth_view.denied_note("rollback")
+        return
     confirm = st.checkbox(f"Yes, make {version} the active model (every page will use it)",
                           key=f"models_confirm_{version}")
     st.button(f"Activate {version}", key="models_activate", type="primary", disabled=not confirm,

@@ -29,7 +29,6 @@ from mtl_core.store import (
     get_job,
     get_texts,
     history,
-    import_annotations_jsonl,
     list_jobs,
     load_predictions,
     queue_progress,
@@ -39,6 +38,8 @@ from mtl_core.store import (
     upsert_queue_items,
 )
 from mtl_core.store.annotations import canonical
+from mtl_core.store.exchange import import_annotation_records
+from mtl_core.store.import_file import read_records
 from mtl_core.store.models import AnnotationEvent, QueueItem, TextRow
 from mtl_core.tasks import TaskFile, TaskSpec
 from mtl_core.types import ClassPrediction, Prediction, RegressionPrediction, TaskPrediction, TokenPrediction
@@ -409,9 +410,10 @@ def export_conll_bytes(sessions, task: str) -> bytes:
 
 
 def import_jsonl_bytes(sessions, data: bytes) -> tuple[int, int]:
-    """Import an annotation export; returns (new events, events in the file). Re-importing adds none."""
-    total = sum(1 for line in data.decode("utf-8-sig").splitlines() if line.strip())
-    with tempfile.TemporaryDirectory() as tmp, sessions() as s:
-        path = Path(tmp) / "import.jsonl"
-        path.write_bytes(data)
-        return import_annotations_jsonl(s, path), total
+    """Import an annotation export; returns (new events, events in the file). Re-importing adds none.
+
+    All or nothing: any bad line raises ImportFileError (a ValueError naming the lines) and stores nothing.
+    """
+    records = read_records(data)
+    with sessions() as s:
+        return import_annotation_records(s, records), len(records)

@@ -19,7 +19,7 @@ from mtl_core.store.models import QUEUE_REASONS
 from mtl_core.tasks import TaskFile, TaskSpec, load_task_file
 from mtl_core.types import ClassPrediction, Prediction, RegressionPrediction, Span, TokenPrediction
 
-from . import batch, services
+from . import auth_view, batch, services
 from . import review_service as rs
 from .components.html import entity_colors, esc_text, ner_html
 from .components.results import render_results, task_title
@@ -114,7 +114,9 @@ def _clear_annotator() -> None:
 
 
 def render_annotator() -> str | None:
-    """The annotator's name, asked once per session; None until given."""
+    """The annotator's name, asked once per session; None until given. Team mode: the signed-in user."""
+    if auth_view.team_mode():
+        return auth_view.team_annotator()
     name = st.session_state.get(ANNOTATOR)
     if name:
         st.sidebar.text(f"Annotating as {name}")
@@ -313,6 +315,9 @@ def _remove_span(task: str, index: int) -> None:
 
 def _act(sessions, entry: QueueEntry, spec: TaskSpec, annotator: str, kind: str, accept_value) -> None:
     """Button callback: append one event, then the page shows the next item."""
+    if not auth_view.acting_as(annotator):
+        _flash("error", auth_view.denied_message("annotate"))
+        return
     task = spec.name
     if kind == "skip":
         task, value = entry.task or spec.name, None
@@ -337,6 +342,9 @@ def _act(sessions, entry: QueueEntry, spec: TaskSpec, annotator: str, kind: str,
 
 
 def _undo(sessions, annotator: str) -> None:
+    if not auth_view.acting_as(annotator):
+        _flash("error", auth_view.denied_message("annotate"))
+        return
     undone = rs.undo(sessions, annotator)
     if undone is None:
         _flash("info", "Nothing of yours left to undo.")
@@ -484,7 +492,10 @@ def render_agreement(sessions, annotator: str | None, task_file: TaskFile) -> No
     if not conflicts:
         st.caption(f"No open conflicts for {task_title(task)}.")
         return
-    if not annotator:
+    if not auth_view.allowed("adjudicate"):
+        auth_view.denied_note("adjudicate")
+        annotator = None
+    elif not annotator:
         st.caption("Enter your name (top of the page) to record final labels.")
     for conflict in conflicts[:20]:
         _conflict_card(sessions, conflict, annotator)
@@ -506,6 +517,9 @@ def _conflict_card(sessions, conflict: rs.OpenConflict, annotator: str | None) -
 
 
 def _adjudicate(sessions, conflict: rs.OpenConflict, pick_key: str, annotator: str) -> None:
+    if not auth_view.acting_as(annotator, "adjudicate"):
+        _flash("error", auth_view.denied_message("adjudicate"))
+        return
     value = conflict.options[int(st.session_state.get(pick_key) or 0)]
     rs.adjudicate(sessions, conflict.text_id, conflict.task, value, annotator)
     _flash("success", f"Final {task_title(conflict.task)} label recorded (adjudication by you).")
@@ -527,7 +541,11 @@ def render_exchange(sessions, task_file: TaskFile) -> None:
             on_click="ignore", icon=":material/download:")
     st.markdown("**Import** an annotation export: events already here are recognised and not added twice.")
     up = st.file_uploader("JSONL export", type=["jsonl", "ndjson", "json"], key="review_import_file")
-    if st.button("Import annotations", key="review_import_button", disabled=up is None, icon=":material/upload:"):
+    may_import = auth_view.allowed("import_annotations")
+    if not may_import:
+        auth_view.denied_note("import_annotations")
+    if st.button("Import annotations", key="review_import_button", disabled=up is None or not may_import,
+                 icon=":material/upload:") and auth_view.allowed("import_annotations"):
         try:
             new, total = rs.import_jsonl_bytes(sessions, up.getvalue())
         except (ValueError, KeyError, UnicodeDecodeError) as exc:

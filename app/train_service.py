@@ -29,11 +29,6 @@ JOB_KIND = "train_round"
 ACTIVE_STATUSES = ("queued", "running")
 
 
-def can_train() -> bool:
-    """Who may start rounds and promote versions. The admin-only gate plugs in here later."""
-    return True
-
-
 def home() -> str:
     return str(workspace_dir())
 

@@ -14,7 +14,7 @@ from mtl_core.registry import Registry
 from mtl_core.weighting import SAMPLINGS, WEIGHTINGS
 from mtl_core.worker import JobBusy
 
-from . import train_service
+from . import auth_view, train_service
 from .compare_view import flash, render_round_result, show_flash
 from .components.results import task_title
 from .store_service import get_sessions
@@ -29,9 +29,9 @@ LORA_RANKS = [2, 4, 8, 16, 32]
 
 
 def render_page() -> None:
-    if not train_service.can_train():
-        st.info("Only administrators can fine-tune and promote models.")
-        return
+    may_train = auth_view.allowed("train")
+    if not may_train:
+        auth_view.denied_note("train")
     base = Registry(train_service.home()).active
     if base is None:
         st.info("No trained model in this workspace yet: run `python -m mtl_core train --quick` first.")
@@ -45,7 +45,8 @@ def render_page() -> None:
     if job is not None:
         _last_round(job)
         st.divider()
-    _settings(base, sessions)
+    if may_train:
+        _settings(base, sessions)
 
 
 def _last_round(job) -> None:
@@ -87,8 +88,17 @@ def _settings(base: str, sessions) -> None:
                              key="round_lr", format_func=lambda v: f"{v:.0e}")
         lora_lr = b.select_slider("Adapter learning rate (lora)", LEARNING_RATES, value=d.lora_lr,
                                   key="round_lora_lr", format_func=lambda v: f"{v:.0e}")
+        distill = a.slider("Replay keeps the old model's answers (1) … gold labels (0)", 0.0, 1.0, d.distill, 0.1,
+                           key="round_distill")
+        memory = b.checkbox("Edit memory for corrections the new weights still get wrong", d.edit_memory,
+                            key="round_edit_memory",
+                            help="A remembered correction answers its own text and close paraphrases only; "
+                                 "see docs/FINETUNE.md")
         start = st.form_submit_button("Start round", type="primary", key="round_start")
     if not start:
+        return
+    if not auth_view.allowed("train"):  # checked again at the click: the role may have changed since
+        st.error(auth_view.denied_message("train"))
         return
     if not tasks:
         st.warning("Pick at least one task to learn from.")
@@ -96,7 +106,8 @@ def _settings(base: str, sessions) -> None:
     try:
         cfg = RoundConfig(tasks=list(tasks), strategy=strategy, freeze_layers=int(freeze), lora_r=int(rank),
                           lora_alpha=2 * int(rank), loss_weighting=weighting, sampling=sampling, steps=int(steps),
-                          replay_ratio=float(replay), encoder_lr=float(lr), lora_lr=float(lora_lr))
+                          replay_ratio=float(replay), encoder_lr=float(lr), lora_lr=float(lora_lr),
+                          distill=float(distill), edit_memory=bool(memory))
         job_id = train_service.start_round(cfg, base, sessions)
     except JobBusy:
         st.warning("A round is already running: wait for it to finish or cancel it first.")
@@ -106,6 +117,13 @@ def _settings(base: str, sessions) -> None:
         return
     flash("info", f"Round {job_id} started from {base}.")
     st.rerun()
+
+
+def _cancel(job_id: int) -> None:
+    if not auth_view.allowed("train"):
+        flash("error", auth_view.denied_message("train"))
+        return
+    train_service.cancel(job_id)
 
 
 def _fmt_seconds(s: float | None) -> str:
@@ -125,7 +143,8 @@ def _progress_panel(job_id: int) -> None:
     st.progress(min(1.0, job.progress or 0.0),
                 text=f"{job.message or 'starting…'} · step {job.step or 0}/{total} · "
                      f"ETA {_fmt_seconds(train_service.eta_seconds(job))}")
-    st.button("Cancel round", key="round_cancel", on_click=train_service.cancel, args=(job.id,))
+    st.button("Cancel round", key="round_cancel", on_click=_cancel, args=(job.id,),
+              disabled=not auth_view.allowed("train"))
     points = train_service.curves(get_sessions(), job.id)
     loss = points[points["name"] == "train_loss"]
     dev = points[points["name"] == "dev"]

@@ -7,6 +7,8 @@ import json
 import sys
 from dataclasses import fields
 
+from .backup_cli import BACKUP_COMMANDS
+from .backup_cli import add_parsers as add_backup_parsers
 from .checkpoint import CheckpointError
 from .data import DataSourceError, counts_table
 from .export import ExportError
@@ -14,6 +16,8 @@ from .inference import NoModelError
 from .modeling import ModelConfig
 from .tasks import DEFAULT_TASK_FILE, TaskFileError
 from .training import TrainConfig
+from .users_cli import add_parser as add_users_parser
+from .users_cli import cmd_users
 
 USER_ERRORS = (TaskFileError, DataSourceError, CheckpointError, NoModelError, ValueError, FileNotFoundError, KeyError,
                ExportError)
@@ -62,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("versions", help="list model versions")
     act = sub.add_parser("activate", help="make a version the active one (promote / roll back)")
     act.add_argument("version")
+    add_backup_parsers(sub)
+    add_users_parser(sub)
     return p
 
 
@@ -196,7 +202,8 @@ def cmd_activate(args) -> int:
 
 
 COMMANDS = {"prepare-data": cmd_prepare, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "export": cmd_export, "versions": cmd_versions, "activate": cmd_activate}
+            "export": cmd_export, "versions": cmd_versions, "activate": cmd_activate, "users": cmd_users}
+COMMANDS.update(BACKUP_COMMANDS)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,9 +4,11 @@ import pandas as pd
 import streamlit as st
 
 from app import services
+from app.auth_view import page_guard
 from mtl_core.inference import NoModelError
 from mtl_core.tasks import load_task_file
 
+page_guard()  # team mode: the sign-in form instead of the page until someone signs in
 st.title("Data")
 try:
     predictor, version = services.current_predictor()

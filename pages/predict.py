@@ -2,9 +2,11 @@
 
 import streamlit as st
 
+from app.auth_view import page_guard
 from app.batch_view import render_batch
 from app.predict_view import load_predictor_or_explain, render_explain, render_single, render_status
 
+page_guard()  # team mode: the sign-in form instead of the page until someone signs in
 st.title("Predict")
 threshold = st.sidebar.slider("Flag as unsure below confidence", 0.0, 1.0, 0.6, 0.05, key="unsure_threshold")
 status = st.sidebar.container()  # filled last, so it shows this run's latency

@@ -2,7 +2,9 @@
 
 import streamlit as st
 
+from app.auth_view import page_guard
 from app.review_view import render_review_page
 
+page_guard()  # team mode: the sign-in form instead of the page until someone signs in
 st.title("Review")
 render_review_page()

@@ -217,7 +217,7 @@ def test_batch_reader_errors():
     assert batch.read_upload("x.csv", b"text\n").frame is None
     latin = "text\ncafé ok\nplain\n".encode("latin-1")
     parsed = batch.read_upload("x.csv", latin)
-    assert list(parsed.frame["text"]) == ["plain"] and "UTF-8" in parsed.problems[0]
+    assert list(parsed.frame["text"]) == ["café ok", "plain"] and "UTF-8" in parsed.problems[0]
     utf16 = "text\nhéllo\n".encode("utf-16")
     assert list(batch.read_upload("x.csv", utf16).frame["text"]) == ["héllo"]
     numbers = batch.read_upload("x.jsonl", b'{"n": 1}\n{"n": 2}\n').frame

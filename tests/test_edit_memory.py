@@ -63,7 +63,7 @@ def test_radius_excludes_every_conflicting_reference(tiny_checkpoint):
 def test_ner_memory_works_per_word_and_survives_save_load(tiny_checkpoint, tmp_path):
     model, tok, task_file = _model(tiny_checkpoint)
     spec = model.tasks["ner"]
-    words = "steve visited the louvre in paris".split()
+    words = ["steve", "visited", "the", "louvre", "in", "paris"]
     answer = predict_answers(model, tok, spec, [Example(" ".join(words), words=words, tags=["O"] * 6)], "cpu", 64)[0]
     tags = ["B-person", "O", "O", "B-facility", "O", "B-geo-loc"]
     tags = [t if t != a else "B-other" for t, a in zip(tags, answer)]  # every tag differs from the model's

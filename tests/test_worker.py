@@ -73,8 +73,9 @@ def test_killed_worker_is_found_failed_on_next_look(home):
     with sessions() as s:
         assert job_id in mark_stale_jobs_failed(s, worker.STALE_AFTER_S)
         assert get_job(s, job_id).status == "failed"
-    # a fresh job of the same kind may start again
-    assert worker.launch("test_count", {"n": 1}, home, sessions) > job_id
+    # a fresh job may start again, and runs to the end
+    next_id = worker.launch("test_count", {"n": 1}, home, sessions)
+    assert next_id > job_id and _wait(sessions, next_id, ("done", "failed")).status == "done"
 
 
 def _alive(pid):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ from sqlalchemy.orm import Session, aliased
 
 from mtl_core.store.annotations import current_labels, event_key
 from mtl_core.store.db import chunks, refresh_planner_stats, retry_locked
+from mtl_core.store.import_file import ImportFileError, all_or_nothing, parse_time, read_records
 from mtl_core.store.models import AnnotationEvent, TextRow
 from mtl_core.store.texts import content_hash, get_texts, insert_texts
 
@@ -46,25 +46,6 @@ def export_annotations_jsonl(session: Session, path: str | Path) -> int:
     return count
 
 
-def _parse_time(raw: str) -> datetime:
-    stamp = datetime.fromisoformat(raw)
-    if stamp.tzinfo is not None:
-        stamp = stamp.astimezone(timezone.utc).replace(tzinfo=None)
-    return stamp
-
-
-def _read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    records = []
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-    return records
-
-
 def _record_key(rec: dict[str, Any]) -> str:
     if rec.get("event_key"):
         return rec["event_key"]
@@ -74,7 +55,7 @@ def _record_key(rec: dict[str, Any]) -> str:
         rec["kind"],
         rec.get("value"),
         rec["annotator"],
-        _parse_time(rec["created_at"]),
+        parse_time(rec["created_at"]),
         rec.get("undoes_key"),
     )
 
@@ -101,23 +82,44 @@ def _text_ids(session: Session, records: list[dict[str, Any]]) -> list[int]:
     return [ids[(rec.get("source") or "import", rec["text"])] for rec in records]
 
 
-@retry_locked
 def import_annotations_jsonl(session: Session, path: str | Path) -> int:
-    """Add the events of an export that this database lacks (re-importing adds nothing); returns new events."""
-    records = _read_jsonl(path)
-    keys = [_record_key(rec) for rec in records]
-    known = _existing_keys(session, keys)
+    """Add the events of an export that this database lacks (re-importing adds nothing); returns new events.
+
+    All or nothing: a file with any bad line raises ImportFileError (naming the lines) and stores nothing.
+    """
+    return import_annotation_records(session, read_records(Path(path).read_bytes()))
+
+
+@retry_locked
+def import_annotation_records(session: Session, records: list[dict[str, Any]]) -> int:
+    """Store validated records (`read_records`) in one transaction; returns how many events were new."""
+    try:
+        keys = [_record_key(rec) for rec in records]
+        known = _existing_keys(session, keys)
+        _check_undo_targets(records, keys, known)
+        added = _insert_events(session, records, keys, known)
+    except Exception:
+        session.rollback()  # nothing half-written, whatever went wrong
+        raise
+    refresh_planner_stats(session, added, "annotation_events")
+    return added
+
+
+def _check_undo_targets(records: list[dict[str, Any]], keys: list[str], known: dict[str, int]) -> None:
+    seen, errors = set(known), []
+    for rec, key in zip(records, keys, strict=True):
+        if rec.get("undoes_key") and rec["undoes_key"] not in seen:
+            errors.append(f"line {rec['_line']}: undoes an event found neither here nor earlier in the file")
+        seen.add(key)
+    if errors:
+        raise ImportFileError(all_or_nothing(errors, len(records)))
+
+
+def _insert_events(session: Session, records: list[dict[str, Any]], keys: list[str], known: dict[str, int]) -> int:
     added = 0
-    for number, (rec, key, text_id) in enumerate(
-        zip(records, keys, _text_ids(session, records), strict=True), 1
-    ):
+    for rec, key, text_id in zip(records, keys, _text_ids(session, records), strict=True):
         if key in known:
             continue
-        undoes_id = known.get(rec["undoes_key"]) if rec.get("undoes_key") else None
-        if rec.get("undoes_key") and undoes_id is None:
-            raise ValueError(
-                f"{path}: record {number} undoes an event found neither here nor earlier in the file"
-            )
         event = AnnotationEvent(
             event_key=key,
             text_id=text_id,
@@ -126,14 +128,13 @@ def import_annotations_jsonl(session: Session, path: str | Path) -> int:
             value=rec.get("value"),
             annotator=rec["annotator"],
             reason=rec.get("reason"),
-            undoes_event_id=undoes_id,
-            created_at=_parse_time(rec["created_at"]),
+            undoes_event_id=known.get(rec["undoes_key"]) if rec.get("undoes_key") else None,
+            created_at=parse_time(rec["created_at"]),
         )
         session.add(event)
         session.flush()
         known[key] = event.id
         added += 1
-    refresh_planner_stats(session, added, "annotation_events")
     return added
 
 

@@ -1,0 +1,161 @@
+"""Static safety rules over the shipped Python code (an AST walk, so strings and comments never match):
+
+- no pickle.load / pickle.loads / pickle.Unpickler, and no yaml.load without a safe loader
+- every torch.load(...) passes weights_only=True
+- no eval(...) / exec(...)
+- unsafe_allow_html=True only in files that import the escaping helpers of app/components/html.py
+- SQLAlchemy text(...) / exec_driver_sql(...) only with a literal string (no f-string, %, + or .format)
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCANNED = ["mtl_core", "app", "pages", "streamlit_app.py", "bench", "scripts"]
+HTML_HELPERS = "components.html"  # app/components/html.py, imported absolutely or relatively
+
+
+def python_files() -> list[Path]:
+    files = []
+    for entry in SCANNED:
+        path = ROOT / entry
+        files += [path] if path.is_file() else sorted(path.rglob("*.py"))
+    return files
+
+
+def _dotted(node: ast.AST) -> str:
+    """'torch.load' for torch.load, 'text' for text, '' for anything not a plain dotted name."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = _dotted(node.value)
+        return f"{base}.{node.attr}" if base else ""
+    return ""
+
+
+def _keyword_is_true(call: ast.Call, name: str) -> bool:
+    return any(k.arg == name and isinstance(k.value, ast.Constant) and k.value.value is True for k in call.keywords)
+
+
+def _sqlalchemy_text_names(tree: ast.Module) -> set[str]:
+    """Names under which this file can call sqlalchemy's text(): `from sqlalchemy import text [as x]`, `sa.text`."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sqlalchemy"):
+            names |= {alias.asname or alias.name for alias in node.names if alias.name == "text"}
+        elif isinstance(node, ast.Import):
+            names |= {f"{alias.asname or alias.name}.text" for alias in node.names
+                      if alias.name.startswith("sqlalchemy")}
+    return names
+
+
+def _imported_module(node: ast.ImportFrom, filename: str) -> str:
+    """The absolute module of `from X import ...`; relative imports resolve against the file's package."""
+    if not node.level:
+        return node.module or ""
+    package = list(Path(filename).parent.parts)
+    package = package[: len(package) - (node.level - 1)]
+    return ".".join([*package, *([node.module] if node.module else [])])
+
+
+def _imports_html_helpers(tree: ast.Module, filename: str) -> bool:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            module = _imported_module(node, filename)
+            names = {f"{module}.{alias.name}" for alias in node.names}
+            if module.endswith(HTML_HELPERS) or any(n.endswith(HTML_HELPERS) for n in names):
+                return True
+    return False
+
+
+def _is_literal_string(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and isinstance(node.value, str)
+
+
+def call_problems(call: ast.Call, text_names: set[str]) -> list[str]:
+    name = _dotted(call.func)
+    if name in ("pickle.load", "pickle.loads", "pickle.Unpickler", "cPickle.load", "cPickle.loads"):
+        return [f"{name}: unpickling runs arbitrary code"]
+    if name == "torch.load" and not _keyword_is_true(call, "weights_only"):
+        return ["torch.load without weights_only=True"]
+    if name == "yaml.load" and not any(k.arg == "Loader" and "Safe" in _dotted(k.value) for k in call.keywords):
+        return ["yaml.load without a SafeLoader (use yaml.safe_load)"]
+    if name in ("eval", "exec"):
+        return [f"{name}(): never evaluate strings as code"]
+    is_sql = name in text_names or name.endswith(".exec_driver_sql")
+    if is_sql and call.args and not _is_literal_string(call.args[0]):
+        return [f"{name}() with a built string ({type(call.args[0]).__name__}): use bound parameters"]
+    return []
+
+
+def file_problems(source: str, filename: str = "<snippet>") -> list[str]:
+    """Every rule broken in `source`, as 'file:line: what'."""
+    tree = ast.parse(source, filename=filename)
+    text_names, html_ok = _sqlalchemy_text_names(tree), _imports_html_helpers(tree, filename)
+    problems = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "pickle":
+            bad = [a.name for a in node.names if a.name in ("load", "loads", "Unpickler")]
+            problems += [f"{filename}:{node.lineno}: from pickle import {', '.join(bad)}"] if bad else []
+        if not isinstance(node, ast.Call):
+            continue
+        problems += [f"{filename}:{node.lineno}: {why}" for why in call_problems(node, text_names)]
+        if _keyword_is_true(node, "unsafe_allow_html") and not html_ok:
+            problems.append(f"{filename}:{node.lineno}: unsafe_allow_html=True in a file that does not import "
+                            "the escaping helpers of app/components/html.py")
+    return problems
+
+
+def test_scanned_code_follows_the_rules():
+    files = python_files()
+    assert len(files) > 40 and ROOT / "streamlit_app.py" in files
+    problems = [p for path in files for p in file_problems(path.read_text(encoding="utf-8"),
+                                                             str(path.relative_to(ROOT)))]
+    assert problems == []
+
+
+def test_relative_imports_resolve_against_the_file():
+    snippet = "from .html import esc\nst.markdown(esc(t), unsafe_allow_html=True)"
+    assert file_problems(snippet, "app/components/results.py") == []
+    assert file_problems(snippet, "app/other/view.py")  # app.other.html is not the escaping helper
+
+
+def test_this_file_does_not_flag_itself():
+    assert file_problems(Path(__file__).read_text(encoding="utf-8")) == []
+
+
+@pytest.mark.parametrize("snippet", [
+    "import pickle\npickle.loads(data)",
+    "import pickle\npickle.load(open('f', 'rb'))",
+    "from pickle import loads",
+    "import torch\ntorch.load('w.pt')",
+    "import torch\ntorch.load('w.pt', weights_only=False)",
+    "import yaml\nyaml.load(text, Loader=yaml.Loader)",
+    "eval(user_text)",
+    "exec(compile(src, 'x', 'exec'))",
+    "import streamlit as st\nst.markdown(user_text, unsafe_allow_html=True)",
+    "from sqlalchemy import text\nsession.execute(text(f'SELECT * FROM t WHERE a = {a}'))",
+    "from sqlalchemy import text as sql\nsession.execute(sql('DELETE FROM t WHERE a = %s' % a))",
+    "import sqlalchemy as sa\nsa.text('SELECT ' + column)",
+    "conn.exec_driver_sql('DROP TABLE {}'.format(name))",
+])
+def test_each_rule_catches_its_violation(snippet):
+    assert file_problems(snippet), snippet
+
+
+@pytest.mark.parametrize("snippet", [
+    "import torch\ntorch.load('w.pt', weights_only=True, map_location='cpu')",
+    "import yaml\nyaml.safe_load(text)",
+    "model.eval()",
+    "from sqlalchemy import text\nsession.execute(text('SELECT * FROM t WHERE a = :a'), {'a': a})",
+    "from .components.html import esc\nimport streamlit as st\nst.markdown(esc(t), unsafe_allow_html=True)",
+    "from app.components.html import ner_html\nst.markdown(ner_html(t, s, c), unsafe_allow_html=True)",
+    "from app.components import html\nst.markdown(html.esc(t), unsafe_allow_html=True)",
+    "text = f'{a} {b}'\nlabel.text(f'{a}')",  # a variable called text, not sqlalchemy's
+])
+def test_safe_code_is_not_flagged(snippet):
+    assert file_problems(snippet) == []
