@@ -7,6 +7,7 @@ another version swaps the model on the next rerun without a restart.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -20,7 +21,12 @@ from mtl_core.types import Prediction
 # Sessions share one model object; `set_attention` flips shared config, so forwards take turns.
 MODEL_LOCK = threading.RLock()
 PREDICTION_CACHE_SIZE = 16  # per session; each entry holds the attention tensor (~5 MB for MiniLM)
+# Across sessions, per predictor: annotators reviewing the same queue item share one forward and one
+# saliency instead of queueing N identical ones on MODEL_LOCK (bench/load_sessions.py).
+SHARED_CACHE_SIZE = 32
 BATCH_SIZE = 64
+_shared: weakref.WeakKeyDictionary[Predictor, OrderedDict] = weakref.WeakKeyDictionary()
+_SHARED_LOCK = threading.Lock()  # not MODEL_LOCK: a cache hit never waits behind a forward
 
 
 def workspace_home() -> str:
@@ -54,26 +60,59 @@ def _session_cache(name: str) -> OrderedDict:
     return st.session_state[name]
 
 
-def _remember(cache: OrderedDict, key, value) -> None:
+def _remember(cache: OrderedDict, key, value, size: int = PREDICTION_CACHE_SIZE) -> None:
     cache[key] = value
     cache.move_to_end(key)
-    while len(cache) > PREDICTION_CACHE_SIZE:
+    while len(cache) > size:
         cache.popitem(last=False)
+
+
+def _shared_get(predictor: Predictor, key):
+    with _SHARED_LOCK:
+        cache = _shared.get(predictor)
+        if cache is None or key not in cache:
+            return None
+        cache.move_to_end(key)
+        return cache[key]
+
+
+def _shared_put(predictor: Predictor, key, value) -> None:
+    with _SHARED_LOCK:
+        _remember(_shared.setdefault(predictor, OrderedDict()), key, value, SHARED_CACHE_SIZE)
+
+
+def _computed_once(predictor: Predictor, key, compute: Callable[[], object]) -> tuple[object, bool]:
+    """(value, fresh?) from the cross-session cache, computing it under MODEL_LOCK only when no session has:
+    sessions that waited on the lock for the same key take the first one's result."""
+    value = _shared_get(predictor, key)
+    if value is not None:
+        return value, False
+    with MODEL_LOCK:
+        value = _shared_get(predictor, key)
+        if value is not None:
+            return value, False
+        value = compute()
+        _shared_put(predictor, key, value)  # before the lock goes to the next waiter
+    return value, True
 
 
 def predict_one(predictor: Predictor, version: str, text: str) -> tuple[Prediction, bool]:
     """(prediction with attentions, fresh?) for one text; cached per (version, text) in the session,
-    so a rerun caused by an explain selector never repeats the forward."""
+    so a rerun caused by an explain selector never repeats the forward, and across sessions."""
     cache = _session_cache("_mtl_predictions")
     key = (version, text)
     if key in cache:
         cache.move_to_end(key)
         return cache[key], False
-    with MODEL_LOCK:
+
+    def forward() -> Prediction:
         pred = predictor.predict([text], with_attention=True)[0]
         st.session_state["last_latency_ms"] = predictor.last_latency_ms
+        return pred
+
+    pred, fresh = _computed_once(predictor, ("prediction", version, text), forward)
     _remember(cache, key, pred)
-    return pred, True
+    return pred, fresh
 
 
 def explain_saliency(predictor: Predictor, version: str, text: str, task: str, method: str) -> Saliency:
@@ -81,8 +120,8 @@ def explain_saliency(predictor: Predictor, version: str, text: str, task: str, m
     cache = _session_cache("_mtl_saliency")
     key = (version, text, task, method)
     if key not in cache:
-        with MODEL_LOCK:
-            _remember(cache, key, saliency(predictor, text, task, method=method))
+        value, _ = _computed_once(predictor, ("saliency", *key), lambda: saliency(predictor, text, task, method=method))
+        _remember(cache, key, value)
     return cache[key]
 
 
