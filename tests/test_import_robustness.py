@@ -9,7 +9,7 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from app import review_service as rs
+from app import review_exchange_service as exchange_service
 from mtl_core import worker
 from mtl_core.store import add_annotation, add_texts, exchange, undo_last
 from mtl_core.store.import_file import ImportFileError, read_records
@@ -26,7 +26,7 @@ def export(tmp_path) -> bytes:
         add_annotation(s, ids[1], "ner", [{"start": 0, "end": 9, "label": "person"}], "alice")
         undo_last(s, "alice")
         add_annotation(s, ids[0], "sentiment", "negative", "bob")
-    data = rs.export_jsonl_bytes(sessions)
+    data = exchange_service.export_jsonl_bytes(sessions)
     engine.dispose()
     return data
 
@@ -48,18 +48,18 @@ def refused(sessions, data: bytes, *messages: str) -> None:
     """Importing `data` raises a ValueError naming every `messages`, and adds no text and no event."""
     before = counts(sessions)
     with pytest.raises(ValueError) as info:
-        rs.import_jsonl_bytes(sessions, data)
+        exchange_service.import_jsonl_bytes(sessions, data)
     for message in messages:
         assert message in str(info.value), str(info.value)
     assert counts(sessions) == before
 
 
 def test_valid_export_imports_in_every_unicode_form(export, target):
-    assert rs.import_jsonl_bytes(target, export) == (4, 4)
+    assert exchange_service.import_jsonl_bytes(target, export) == (4, 4)
     assert counts(target) == (2, 4)
-    assert rs.import_jsonl_bytes(target, "\ufeff".encode() + export) == (0, 4)  # UTF-8 BOM
-    assert rs.import_jsonl_bytes(target, export.decode().encode("utf-16")) == (0, 4)  # UTF-16 + BOM
-    assert rs.export_jsonl_bytes(target) == export
+    assert exchange_service.import_jsonl_bytes(target, "\ufeff".encode() + export) == (0, 4)  # UTF-8 BOM
+    assert exchange_service.import_jsonl_bytes(target, export.decode().encode("utf-16")) == (0, 4)  # UTF-16 + BOM
+    assert exchange_service.export_jsonl_bytes(target) == export
 
 
 def test_bad_lines_stop_the_whole_import_and_are_named(export, target):
@@ -102,10 +102,10 @@ def test_a_failure_while_writing_rolls_everything_back(export, target, monkeypat
 
     monkeypatch.setattr(exchange, "parse_time", fail_on_third)
     with pytest.raises(RuntimeError, match="disk on fire"):
-        rs.import_jsonl_bytes(target, export)
+        exchange_service.import_jsonl_bytes(target, export)
     assert counts(target) == (0, 0)
     monkeypatch.setattr(exchange, "parse_time", original)
-    assert rs.import_jsonl_bytes(target, export) == (4, 4)  # the session is usable again
+    assert exchange_service.import_jsonl_bytes(target, export) == (4, 4)  # the session is usable again
 
 
 @pytest.mark.parametrize("data, message", [

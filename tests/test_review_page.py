@@ -9,6 +9,8 @@ import streamlit as st
 from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
+from app import review_agreement_service as agreement_service
+from app import review_exchange_service as exchange_service
 from app import review_service as rs
 from mtl_core import worker
 from mtl_core.store import (
@@ -182,7 +184,7 @@ def test_kappa_and_adjudication(sessions):
     conflicted = [ids[2], ids[3]]
     for tid in conflicted:
         assert at.radio(key=f"review_adj_pick_sentiment_{tid}")
-    conflict = next(c for c in rs.open_conflicts(sessions, load_task_file().by_name("sentiment"))
+    conflict = next(c for c in agreement_service.open_conflicts(sessions, load_task_file().by_name("sentiment"))
                     if c.text_id == ids[2])
     chosen = conflict.options[1]
     assert chosen == "positive"  # options in annotator order: alice said negative, bob positive
@@ -225,16 +227,16 @@ def test_export_import_round_trip(sessions, tmp_path):
     rs.record(sessions, ids[EVIL], "sentiment", "positive", "alice", "label", "uncertain")
     rs.undo(sessions, "alice")
     rs.record(sessions, ids[EVIL], "sentiment", "negative", "bob", "label", "uncertain")
-    data = rs.export_jsonl_bytes(sessions)
+    data = exchange_service.export_jsonl_bytes(sessions)
     records = [json.loads(line) for line in data.decode().splitlines()]
     assert [r["kind"] for r in records] == ["label", "label", "undo", "label"]
-    conll = rs.export_conll_bytes(sessions, "ner").decode()
+    conll = exchange_service.export_conll_bytes(sessions, "ner").decode()
     assert conll.splitlines()[:4] == ["Tom\tB-person", "Hanks\tI-person", "visited\tO", "Paris\tB-geo-loc"]
-    assert rs.import_jsonl_bytes(sessions, data) == (0, 4)  # same database: nothing new
+    assert exchange_service.import_jsonl_bytes(sessions, data) == (0, 4)  # same database: nothing new
     other_engine, other = worker.open_store(tmp_path / "other")
-    assert rs.import_jsonl_bytes(other, data) == (4, 4)
-    assert rs.import_jsonl_bytes(other, data) == (0, 4)
-    assert rs.export_jsonl_bytes(other) == data
+    assert exchange_service.import_jsonl_bytes(other, data) == (4, 4)
+    assert exchange_service.import_jsonl_bytes(other, data) == (0, 4)
+    assert exchange_service.export_jsonl_bytes(other) == data
     other_engine.dispose()
     at = _page()  # the page offers the downloads and the import
     assert at.get("download_button") and at.button(key="review_import_button")
@@ -243,7 +245,7 @@ def test_export_import_round_trip(sessions, tmp_path):
 def test_import_through_the_page(sessions, tmp_path):
     ids = _seed(sessions, [(EVIL, "sentiment", "uncertain", 0.9)])
     rs.record(sessions, ids[EVIL], "sentiment", "positive", "alice", "label", "uncertain")
-    data = rs.export_jsonl_bytes(sessions)
+    data = exchange_service.export_jsonl_bytes(sessions)
     at = _page()
     at.file_uploader(key="review_import_file").set_value(("a.jsonl", data, "application/jsonl")).run()
     at.button(key="review_import_button").click().run()
