@@ -22,6 +22,7 @@ from .components.results import render_results, task_title
 
 EXAMPLES_FILE = Path(__file__).resolve().parents[1] / "assets" / "examples.json"
 OWN_TEXT = "(type your own)"
+EXPLAIN_TABS = ["Attention", "All heads", "Rollout", "Saliency"]
 TRAIN_HELP = """No trained model in this workspace yet. Train one first:
 
 ```bash
@@ -112,46 +113,70 @@ def render_single(predictor: Predictor, version: str, threshold: float) -> Predi
 
 
 def render_explain(predictor: Predictor, version: str, prediction: Prediction) -> None:
-    """Attention (one head / all heads / rollout) and saliency for the shown prediction."""
-    with st.expander("Explain this prediction", expanded=False, key="explain_expander"):
-        hide = st.checkbox("Hide [CLS]/[SEP]", value=True, key="explain_hide_specials")
+    """Attention (one head / all heads / rollout) and saliency for the shown prediction.
+
+    Lazy: the expander and the tabs are stateful (`on_change="rerun"`), so nothing inside the expander runs
+    while it is collapsed and only the open tab's body runs; the saliency (a backward pass) is computed
+    only with the Saliency tab open. The attentions come with the cached forward, so opening a tab costs
+    no new forward. The selectors keep their values while hidden (`persist_state="page"`).
+    """
+    panel = st.expander("Explain this prediction", expanded=False, key="explain_expander", on_change="rerun")
+    if not panel.open:
+        return
+    with panel:
+        hide = st.checkbox("Hide [CLS]/[SEP]", value=True, key="explain_hide_specials", persist_state="page")
         keep = att_view.keep_index(prediction.tokens, hide)
-        tabs = st.tabs(["Attention", "All heads", "Rollout", "Saliency"], key="explain_tabs")
-        with tabs[0]:
-            layer, head = _head_selectors(prediction.attentions.shape[:2])
-            matrix = att_view.head_matrix(prediction.attentions, layer, head)
-            title = f"Layer {layer + 1} · " + ("mean of heads" if head is None else f"head {head + 1}")
-            st.plotly_chart(att_view.heatmap(matrix, prediction.tokens, keep, title), key="attention_heatmap")
-            if hide:
-                st.caption("Rows do not sum to 1 while [CLS]/[SEP] are hidden.")
-        with tabs[1]:
-            st.caption("Each tile is one head (rows: layers, columns: heads), scaled to its own maximum. "
-                       "Pick one with the layer/head selectors in the Attention tab.")
-            st.plotly_chart(att_view.heads_grid(prediction.attentions, keep, (layer, head)), key="attention_grid")
-        with tabs[2]:
-            rollout = attention_rollout(prediction.attentions)
-            st.plotly_chart(att_view.heatmap(rollout, prediction.tokens, keep, "Attention rollout", "Purples"),
-                            key="rollout_heatmap")
-            st.caption("How much the [CLS] position draws on each token after rollout:")
-            st.plotly_chart(att_view.rollout_relevance(rollout, prediction.tokens, keep), key="rollout_bars")
-        with tabs[3]:
-            _saliency_section(predictor, version, prediction, hide)
+        attention, heads, rollout_tab, saliency_tab = st.tabs(EXPLAIN_TABS, key="explain_tabs", on_change="rerun")
+        if attention.open:
+            with attention:
+                layer, head = _head_selectors(prediction.attentions.shape[:2])
+                matrix = att_view.head_matrix(prediction.attentions, layer, head)
+                title = f"Layer {layer + 1} · " + ("mean of heads" if head is None else f"head {head + 1}")
+                st.plotly_chart(att_view.heatmap(matrix, prediction.tokens, keep, title), key="attention_heatmap")
+                if hide:
+                    st.caption("Rows do not sum to 1 while [CLS]/[SEP] are hidden.")
+        if heads.open:
+            with heads:
+                st.caption("Each tile is one head (rows: layers, columns: heads), scaled to its own maximum. "
+                           "Pick one with the layer/head selectors in the Attention tab.")
+                selected = _selected_head(prediction.attentions.shape[:2])
+                st.plotly_chart(att_view.heads_grid(prediction.attentions, keep, selected), key="attention_grid")
+        if rollout_tab.open:
+            with rollout_tab:
+                rollout = attention_rollout(prediction.attentions)
+                st.plotly_chart(att_view.heatmap(rollout, prediction.tokens, keep, "Attention rollout", "Purples"),
+                                key="rollout_heatmap")
+                st.caption("How much the [CLS] position draws on each token after rollout:")
+                st.plotly_chart(att_view.rollout_relevance(rollout, prediction.tokens, keep), key="rollout_bars")
+        if saliency_tab.open:
+            with saliency_tab:
+                _saliency_section(predictor, version, prediction, hide)
 
 
 def _head_selectors(shape: tuple[int, int]) -> tuple[int, int | None]:
     n_layers, n_heads = shape
     a, b = st.columns(2)
     layer = a.selectbox("Layer", list(range(n_layers)), index=n_layers - 1, key="explain_layer",
-                        format_func=lambda i: f"Layer {i + 1}")
-    head = b.selectbox("Head", [None, *range(n_heads)], key="explain_head",
+                        format_func=lambda i: f"Layer {i + 1}", persist_state="page")
+    head = b.selectbox("Head", [None, *range(n_heads)], key="explain_head", persist_state="page",
                        format_func=lambda h: "Mean of heads" if h is None else f"Head {h + 1}")
     return layer, head
 
 
+def _selected_head(shape: tuple[int, int]) -> tuple[int, int | None]:
+    """The layer/head picked in the Attention tab while that tab is not rendered (its defaults if never)."""
+    n_layers, n_heads = shape
+    layer = st.session_state.get("explain_layer")
+    head = st.session_state.get("explain_head")
+    return (layer if layer in range(n_layers) else n_layers - 1,
+            head if head in range(n_heads) else None)
+
+
 def _saliency_section(predictor: Predictor, version: str, prediction: Prediction, hide: bool) -> None:
     a, b = st.columns(2)
-    task = a.selectbox("Task", predictor.task_names, key="saliency_task", format_func=task_title)
-    method = b.selectbox("Method", list(METHODS), key="saliency_method",
+    task = a.selectbox("Task", predictor.task_names, key="saliency_task", format_func=task_title,
+                       persist_state="page")
+    method = b.selectbox("Method", list(METHODS), key="saliency_method", persist_state="page",
                          format_func=lambda m: {"grad_x_input": "Gradient × input",
                                                 "integrated_gradients": "Integrated gradients (16 steps)"}[m])
     sal = services.explain_saliency(predictor, version, prediction.text, task, method)

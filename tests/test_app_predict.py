@@ -46,10 +46,40 @@ def _app() -> AppTest:
     return at.run()
 
 
+@pytest.fixture
+def saliency_calls(monkeypatch) -> list[tuple[str, str]]:
+    """Counts saliency computations (the backward pass behind the Saliency tab) as (task, method)."""
+    calls: list[tuple[str, str]] = []
+    original = services.saliency
+
+    def spy(predictor, text, task, *args, method="grad_x_input", **kwargs):
+        calls.append((task, method))
+        return original(predictor, text, task, *args, method=method, **kwargs)
+
+    monkeypatch.setattr(services, "saliency", spy)
+    return calls
+
+
 def _predict(at: AppTest, text: str) -> AppTest:
     at.text_area(key="predict_text").input(text)
     at.button(key="predict_button").click()
     return at.run()
+
+
+def _explain(at: AppTest, tab: str | None = "Attention", open_: bool = True) -> AppTest:
+    """Open (or collapse) the stateful "Explain this prediction" expander and pick a tab, as a click would:
+    AppTest has no expander/tab actions, but both are widgets whose state lives under their keys."""
+    at.session_state["explain_expander"] = open_
+    if tab is not None and open_:
+        at.session_state["explain_tabs"] = tab
+    return at.run()
+
+
+def _keys(at: AppTest) -> set[str]:
+    return {w.key for w in [*at.selectbox, *at.checkbox] if w.key}
+
+
+EXPLAIN_KEYS = {"explain_hide_specials", "explain_layer", "explain_head", "saliency_task", "saliency_method"}
 
 
 def _markdown(at: AppTest) -> list[str]:
@@ -63,17 +93,20 @@ def test_predict_shows_every_task(workspace):
     for title in TITLES + ["**NER**"]:
         assert any(m.startswith(title) for m in md), title
     assert any('class="mtl-ner"' in m for m in md)
-    assert len(at.get("plotly_chart")) >= 5  # four probability bars + the gauge (+ explain charts)
+    assert len(at.get("plotly_chart")) >= 5  # four probability bars + the gauge (explain panel collapsed)
     captions = " ".join(c.value for c in at.caption)
     assert "v0001" in captions and "ms" in captions and "CPU" in captions
 
 
 def test_selectors_do_not_rerun_the_forward(workspace, forward_calls):
-    at = _predict(_app(), "Is this the best pizza in Naples?")
+    at = _explain(_predict(_app(), "Is this the best pizza in Naples?"))
     assert len(forward_calls) == 1
     at.selectbox(key="explain_layer").set_value(0).run()
     at.selectbox(key="explain_head").set_value(1).run()
     at.checkbox(key="explain_hide_specials").uncheck().run()
+    for tab in ("All heads", "Rollout", "Saliency"):
+        _explain(at, tab)
+        assert not at.exception, tab
     at.selectbox(key="saliency_task").set_value("ner").run()
     at.selectbox(key="saliency_method").set_value("integrated_gradients").run()
     at.slider(key="unsure_threshold").set_value(0.9).run()
@@ -81,6 +114,43 @@ def test_selectors_do_not_rerun_the_forward(workspace, forward_calls):
     assert len(forward_calls) == 1
     _predict(at, "A different text now.")
     assert len(forward_calls) == 2
+
+
+def test_explain_panel_is_lazy(workspace, forward_calls, saliency_calls):
+    """Collapsed: nothing inside the expander runs (no saliency, no explain widgets or charts); the
+    saliency runs once, only with the Saliency tab open; selectors keep their values while hidden."""
+    at = _predict(_app(), "Is this the best pizza in Naples?")
+    charts = len(at.get("plotly_chart"))
+    assert [e.label for e in at.expander] == ["Explain this prediction"]
+    assert not _keys(at) & EXPLAIN_KEYS
+    at.slider(key="unsure_threshold").set_value(0.9).run()  # reruns with the panel collapsed
+    assert saliency_calls == [] and not at.exception
+
+    _explain(at, "Attention")  # open: the attention tab only, from the cached forward
+    assert _keys(at) & EXPLAIN_KEYS == {"explain_hide_specials", "explain_layer", "explain_head"}
+    assert len(at.get("plotly_chart")) == charts + 1
+    at.selectbox(key="explain_layer").set_value(0).run()
+    for tab in ("All heads", "Rollout"):
+        _explain(at, tab)
+        assert "explain_layer" not in _keys(at) and not at.exception
+    assert saliency_calls == []
+
+    _explain(at, "Saliency")
+    assert saliency_calls == [("sentiment", "grad_x_input")]
+    assert _keys(at) & EXPLAIN_KEYS == {"explain_hide_specials", "saliency_task", "saliency_method"}
+    at.checkbox(key="explain_hide_specials").uncheck().run()  # a rerun with the tab still open: cached
+    assert len(saliency_calls) == 1
+    at.selectbox(key="saliency_task").set_value("ner").run()
+    assert saliency_calls[1:] == [("ner", "grad_x_input")]
+
+    _explain(at, "Attention")
+    assert at.selectbox(key="explain_layer").value == 0  # kept while its tab was hidden
+    assert at.checkbox(key="explain_hide_specials").value is False
+    _explain(at, open_=False)
+    assert not _keys(at) & EXPLAIN_KEYS and len(at.get("plotly_chart")) == charts
+    _explain(at, "Saliency")
+    assert at.selectbox(key="saliency_task").value == "ner"  # kept while the panel was collapsed
+    assert len(saliency_calls) == 2 and len(forward_calls) == 1 and not at.exception
 
 
 def test_empty_input_warns_without_predicting(workspace, forward_calls):
@@ -91,9 +161,9 @@ def test_empty_input_warns_without_predicting(workspace, forward_calls):
 
 
 def test_user_text_is_escaped(workspace):
-    at = _predict(_app(), EVIL)
+    at = _explain(_predict(_app(), EVIL), "Saliency")  # the saliency chips quote the tokens too
     html_blocks = [m for m in at.markdown if m.proto.allow_html]
-    assert html_blocks, "the NER highlight is expected to be HTML"
+    assert len(html_blocks) >= 2, "the NER highlight and the saliency chips are expected to be HTML"
     joined = " ".join(m.value for m in html_blocks)
     assert "<script" not in joined and "<img" not in joined
     ner = next(m.value for m in html_blocks if 'class="mtl-ner"' in m.value)

@@ -1,4 +1,5 @@
-"""The Predict page in a real headless Chromium: hostile text is shown as text and every task renders."""
+"""The Predict page in a real headless Chromium: hostile text is shown as text, every task renders, and the
+lazy explain panel fills in only when clicked open (its tabs too)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,10 @@ def test_predict_page_in_chromium(flow, workspace, tmp_path):
         assert shown["alerts"] == []
         assert shown["injected_imgs"] == 0
         assert shown["ner_text"] == EVIL  # the literal text, not markup
+        _open_explain_panel(driver)  # the saliency chips quote the hostile tokens too
+        assert not flow.alert_open(driver)
+        assert driver.execute_script("return window.__mtlAlerts || []") == []
+        assert driver.execute_script("return document.querySelectorAll('img[src=\"x\"]').length") == 0
     except Exception:
         print((tmp_path / "streamlit.log").read_text(errors="replace")[-4000:])
         raise
@@ -32,3 +37,19 @@ def test_predict_page_in_chromium(flow, workspace, tmp_path):
         if driver is not None:
             driver.quit()
         flow.stop_app(proc)
+
+
+def _open_explain_panel(driver, timeout: float = 60) -> None:
+    """The collapsed panel is empty; a click on it reruns and fills it; the Saliency tab likewise."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(driver, timeout)
+    assert not driver.find_elements(By.XPATH, "//*[contains(text(), 'Hide [CLS]/[SEP]')]")
+    driver.find_element(By.XPATH, "//summary[.//*[contains(text(), 'Explain this prediction')]]").click()
+    wait.until(ec.visibility_of_element_located((By.XPATH, "//*[contains(text(), 'Hide [CLS]/[SEP]')]")))
+    assert not driver.find_elements(By.XPATH, "//*[contains(text(), 'Attribution of')]")
+    driver.find_element(By.XPATH, "//*[@role='tab'][normalize-space()='Saliency']").click()
+    wait.until(ec.visibility_of_element_located((By.XPATH, "//*[contains(text(), 'Attribution of')]")))
+    assert not driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
