@@ -43,17 +43,17 @@ class RoundConfig:
     lora_dense: bool = False  # "lora": adapt the feed-forward/output dense layers too
     loss_weighting: str = "equal"  # one of weighting.WEIGHTINGS
     sampling: str = "proportional"  # one of weighting.SAMPLINGS; proportional = tasks by round data size
-    steps: int = 100  # optimizer steps
-    batch_size: int = 32
+    steps: int = 100  # optimizer steps (fewer, larger batches lost topic points: docs/FINETUNE.md)
+    batch_size: int = 16  # small batches: the same number of steps at half the cost of 32
     encoder_lr: float = 3e-5  # encoder rate for "full" / "freeze" (a gentle nudge, not a retrain)
     lora_lr: float = 1e-3  # adapter rate for "lora" (adapters start at zero: they need a higher rate)
     head_lr: float = 3e-4
     replay_ratio: float = 4.0  # original training examples mixed in per correction, so nothing is forgotten
-    correction_upsample: int = 2  # each correction appears this many times in the round's data
+    correction_upsample: int = 1  # each correction appears this many times in the round's data
     distill: float = 1.0  # replay targets: this share of the base model's own answer, the rest gold (0..1)
     edit_memory: bool = True  # keep corrections the new weights still get wrong in an edit memory (edit_memory.py)
     memory_radius: float = 0.1  # largest cosine distance at which a remembered correction applies
-    memory_refs: int = 150  # replayed originals (and as many dev examples) per task bounding each key's radius
+    memory_refs: int = 100  # replayed originals (and as many dev examples) per task bounding each key's radius
     min_replay: int = 32  # at least this many replayed originals per task
     replay_all_tasks: bool = True  # replay tasks without corrections too (the encoder is shared)
     dev_size: int = 100  # dev examples per task for the evaluation during training

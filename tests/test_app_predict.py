@@ -17,7 +17,8 @@ from mtl_core.types import Span
 
 TASKS = ["sentiment", "sentiment_score", "topic", "question_type", "spam", "ner"]
 TITLES = ["**Sentiment**", "**Sentiment score**", "**Topic**", "**Question type**", "**Spam**"]
-EVIL = "Paris is lovely <script>alert(1)</script> <img src=x onerror=alert(1)>"
+EVIL = ("Paris is lovely <script>alert(1)</script> <img src=x onerror=alert(1)> [click](javascript:alert(2)) "
+        '<a href="javascript:alert(3)">x</a>')
 OTHER_PAGES = ["pages/review.py", "pages/train.py", "pages/models.py", "pages/data.py"]
 
 
@@ -165,7 +166,7 @@ def test_user_text_is_escaped(workspace):
     html_blocks = [m for m in at.markdown if m.proto.allow_html]
     assert len(html_blocks) >= 2, "the NER highlight and the saliency chips are expected to be HTML"
     joined = " ".join(m.value for m in html_blocks)
-    assert "<script" not in joined and "<img" not in joined
+    assert "<script" not in joined and "<img" not in joined and "<a " not in joined
     ner = next(m.value for m in html_blocks if 'class="mtl-ner"' in m.value)
     assert _visible_text(ner) == EVIL  # what the browser shows is exactly the typed text
 

@@ -8,7 +8,9 @@ from conftest import ROOT
 
 pytestmark = pytest.mark.browser
 
-EVIL = "Tom Hanks flew to Paris <img src=x onerror=alert(1)> and <script>alert(2)</script> loved it"
+EVIL = ("Tom Hanks flew to Paris <img src=x onerror=alert(1)> and <script>alert(2)</script> loved it "
+        "[click](javascript:alert(3)) <a href=\"javascript:alert(4)\">link</a>")
+NO_JS_LINKS = "return [...document.querySelectorAll('a')].filter(a => /^\\s*javascript:/i.test(a.href)).length"
 
 
 def test_predict_page_in_chromium(flow, workspace, tmp_path):
@@ -30,6 +32,7 @@ def test_predict_page_in_chromium(flow, workspace, tmp_path):
         assert not flow.alert_open(driver)
         assert driver.execute_script("return window.__mtlAlerts || []") == []
         assert driver.execute_script("return document.querySelectorAll('img[src=\"x\"]').length") == 0
+        assert driver.execute_script(NO_JS_LINKS) == 0  # neither the markdown nor the HTML link became one
     except Exception:
         print((tmp_path / "streamlit.log").read_text(errors="replace")[-4000:])
         raise
