@@ -8,8 +8,9 @@ from conftest import ROOT
 
 pytestmark = pytest.mark.browser
 
-EVIL = ("Tom Hanks flew to Paris <img src=x onerror=alert(1)> and <script>alert(2)</script> loved it "
-        "[click](javascript:alert(3)) <a href=\"javascript:alert(4)\">link</a>")
+# short enough for the tiny test model's 64 tokens: the NER block must show all of it, literally
+EVIL = ("Tom in Paris <img src=x onerror=alert(1)> <script>alert(2)</script> [a](javascript:alert(3)) "
+        "<a href=javascript:alert(4)>b</a>")
 NO_JS_LINKS = "return [...document.querySelectorAll('a')].filter(a => /^\\s*javascript:/i.test(a.href)).length"
 
 
