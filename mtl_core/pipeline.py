@@ -128,7 +128,7 @@ def evaluate_version(version: str | None = None, split: str = "test", home=None,
     device = pick_device("cpu" if quantize else None)
     model, tok, task_file, _ = load_checkpoint(reg.path_of(version), device=device)
     if quantize:
-        model = quantize_dynamic(model)
+        model = quantize_dynamic(model, tok)  # tok: finds the outlier channels (see quantize_dynamic)
     prepared = prepare_all(task_file, data_cache_dir(home))
     metrics = evaluate(model, tok, task_file, prepared, split, device, model.config.max_length)
     return {"version": version, "split": split, "quantized": quantize, "tasks": headline(metrics),

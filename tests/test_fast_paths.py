@@ -10,7 +10,7 @@ import torch
 
 from mtl_core.decoding import _word_end, bio_to_spans
 from mtl_core.encoding import encode_texts
-from mtl_core.inference import Predictor
+from mtl_core.inference import Int8Linear, Predictor
 
 TEXTS = [
     "I loved this movie, it was wonderful!",
@@ -55,6 +55,34 @@ def test_quantized_predictor_is_close_to_fp32(tiny_predictor, quantized):
                 total += len(pa.tags)
                 same += sum(x == y for x, y in zip(pa.tags, pb.tags))
     assert same / total >= 0.9
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # torch 2.13: quantized tensor types are deprecated (still work)
+def test_int8_outlier_channels_bypass_the_int8_gemm_and_leave_the_input_unchanged():
+    torch.manual_seed(0)
+    fp32 = torch.nn.Linear(64, 32)
+    x = torch.randn(3, 5, 64)
+    x[..., 7] *= 60  # one channel dwarfs the rest, as MiniLM's do
+    want = fp32(x).detach()
+
+    def int8(outliers: bool) -> Int8Linear:
+        lin = torch.nn.Linear(64, 32)
+        lin.load_state_dict(fp32.state_dict())
+        if outliers:
+            lin.weight.data[:, 7] = 0
+        lin.qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
+        q = Int8Linear.from_float(lin)
+        if outliers:
+            q.outliers, q.outlier_weight = torch.tensor([7]), fp32.weight.data[:, [7]].t().contiguous()
+        return q
+
+    plain, bypass = int8(False), int8(True)
+    before = x.clone()
+    with torch.inference_mode():
+        err_plain = float((plain(x) - want).abs().max())
+        err_bypass = float((bypass(x) - want).abs().max())
+    assert torch.equal(x, before)  # zeroed for the GEMM, then restored: the caller's tensor is untouched
+    assert err_bypass < err_plain / 4
 
 
 def test_sdpa_and_eager_head_outputs_agree(tiny_predictor):
