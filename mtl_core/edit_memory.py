@@ -127,9 +127,11 @@ def build_task_memory(model, tokenizer, spec, corrections: list, references: lis
     if not len(values):
         return None, stats
     ref_reps, ref_gold, _ = representations(model, tokenizer, spec, references, device, max_length)
-    # the other corrections are references too: two edits must not claim each other's inputs
-    all_reps = torch.cat([nn.functional.normalize(ref_reps, dim=-1), keys]) if len(ref_gold) else keys
-    all_gold = torch.cat([ref_gold.to(values.dtype), values]) if len(ref_gold) else values
+    # every correction is a reference too, the ones the weights already get right included: an edit must
+    # not claim another correction's input (nor undo what the weights learnt)
+    corr_reps, corr_gold = nn.functional.normalize(reps, dim=-1), gold.to(values.dtype)
+    all_reps = torch.cat([nn.functional.normalize(ref_reps, dim=-1), corr_reps]) if len(ref_gold) else corr_reps
+    all_gold = torch.cat([ref_gold.to(values.dtype), corr_gold]) if len(ref_gold) else corr_gold
     dist = 1.0 - keys @ all_reps.T
     dist = torch.where(conflicts(spec.kind, values, all_gold, half), dist, torch.full_like(dist, 2.0))
     radius = (dist.min(-1).values / 2).clamp(max=radius_cap)
