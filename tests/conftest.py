@@ -69,3 +69,13 @@ def flow():
     if reason:
         pytest.skip(f"headless browser unavailable: {reason}")
     return module
+
+
+@pytest.fixture
+def sessions(workspace):
+    """Store sessions on the test workspace's database (engine disposed afterwards)."""
+    from mtl_core import worker
+
+    engine, factory = worker.open_store(workspace)
+    yield factory
+    engine.dispose()

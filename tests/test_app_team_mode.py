@@ -9,7 +9,7 @@ from round_helpers import add_corrections, add_round_version, finished_round
 from streamlit.testing.v1 import AppTest
 
 from app import train_service
-from mtl_core import auth, worker
+from mtl_core import auth
 from mtl_core.registry import Registry
 from mtl_core.store import add_annotation, add_texts, history, upsert_queue_items
 
@@ -21,13 +21,6 @@ ROLE_OF = {"root": "admin", "rita": "reviewer", "anna": "annotator"}
 def _fresh_resource_cache():
     yield
     st.cache_resource.clear()
-
-
-@pytest.fixture
-def sessions(workspace):
-    engine, factory = worker.open_store(workspace)
-    yield factory
-    engine.dispose()
 
 
 @pytest.fixture

@@ -39,13 +39,6 @@ TASKS = ["sentiment", "sentiment_score", "topic", "question_type", "spam", "ner"
 
 
 @pytest.fixture
-def sessions(workspace):
-    engine, factory = worker.open_store(workspace)
-    yield factory
-    engine.dispose()
-
-
-@pytest.fixture
 def csv_tasks(tmp_path):
     """A task file whose `sentiment` task reads a small CSV (the tiny model has a sentiment head)."""
     rows = ["text,label"] + [
