@@ -30,20 +30,16 @@ class EncodedBatch:
 
 def encode_texts(tokenizer, texts: list[str], max_length: int) -> EncodedBatch:
     """Tokenise without truncation (to know the full length), then cut to `max_length` keeping the final special token."""
-    if _TOKENIZER_LOG.level != logging.ERROR:  # setLevel clears logging's caches: ~0.5 ms per call
-        _TOKENIZER_LOG.setLevel(logging.ERROR)
-    enc = tokenizer(list(texts), add_special_tokens=True, truncation=False, return_offsets_mapping=True,
-                    return_attention_mask=False, verbose=False)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    ids_rows, offset_rows, full, cut = [], [], [], []
-    for ids, offs in zip(enc["input_ids"], enc["offset_mapping"]):
+    ids_rows, offset_rows, token_rows, full, cut = [], [], [], [], []
+    for ids, offs, toks in zip(*tokenize_whole(tokenizer, texts)):
         full.append(len(ids))
         cut.append(len(ids) > max_length)
         if len(ids) > max_length:
-            ids = ids[: max_length - 1] + ids[-1:]
-            offs = offs[: max_length - 1] + offs[-1:]
+            ids, offs, toks = (x[: max_length - 1] + x[-1:] for x in (ids, offs, toks))
         ids_rows.append(ids)
-        offset_rows.append([tuple(o) for o in offs])
+        offset_rows.append(offs)
+        token_rows.append(toks)
     width = max(len(r) for r in ids_rows)
     # one tensor from padded lists: far cheaper than a torch.tensor + slice assignment per row
     input_ids = torch.tensor([r + [pad_id] * (width - len(r)) for r in ids_rows], dtype=torch.long)
@@ -54,6 +50,29 @@ def encode_texts(tokenizer, texts: list[str], max_length: int) -> EncodedBatch:
         lengths=[len(r) for r in ids_rows],
         full_lengths=full,
         truncated=cut,
-        tokens=[tokenizer.convert_ids_to_tokens(r) for r in ids_rows],
+        tokens=token_rows,
         offsets=offset_rows,
     )
+
+
+def tokenize_whole(tokenizer, texts: list[str]) -> tuple[list[list[int]], list[list[tuple[int, int]]], list[list[str]]]:
+    """(ids, offsets, tokens) per text, special tokens included, nothing truncated."""
+    backend = getattr(tokenizer, "_tokenizer", None)
+    if hasattr(backend, "encode_batch") and hasattr(backend, "no_truncation"):
+        # The Rust tokenizer directly: ~0.15 ms less per call than the transformers wrapper (5 % of the
+        # Predictor's overhead at batch 1). The wrapper sets truncation on this shared object per call,
+        # so clear it here, and fall back if another thread set it again in between (overflow present).
+        if backend.truncation is not None:
+            backend.no_truncation()
+        if backend.padding is not None:
+            backend.no_padding()
+        encs = backend.encode_batch(list(texts), add_special_tokens=True)
+        if not any(e.overflowing for e in encs):
+            return [e.ids for e in encs], [e.offsets for e in encs], [e.tokens for e in encs]
+    if _TOKENIZER_LOG.level != logging.ERROR:  # setLevel clears logging's caches: ~0.5 ms per call
+        _TOKENIZER_LOG.setLevel(logging.ERROR)
+    enc = tokenizer(list(texts), add_special_tokens=True, truncation=False, return_offsets_mapping=True,
+                    return_attention_mask=False, verbose=False)
+    ids = enc["input_ids"]
+    offsets = [[tuple(o) for o in offs] for offs in enc["offset_mapping"]]
+    return ids, offsets, [tokenizer.convert_ids_to_tokens(r) for r in ids]

@@ -14,6 +14,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel
 from transformers.masking_utils import create_bidirectional_mask
 
+from .fused_heads import FusedHeadCache
 from .tasks import TaskSpec
 
 POOLINGS = ("mean", "cls")
@@ -131,6 +132,19 @@ class MultiTaskModel(nn.Module):
         for t in tasks:
             cls = TokenHead if t.kind == "token_classification" else SentenceHead
             self.heads[t.name] = cls(hidden, t.n_outputs, config.dropout)
+        self._fused = FusedHeadCache()  # inference only; not part of the state dict
+
+    def train(self, mode: bool = True):
+        _clear_fused(self)  # parameters may be replaced or updated from here on
+        return super().train(mode)
+
+    def _apply(self, fn, recurse=True):
+        _clear_fused(self)  # .to(), .half(), ... make new parameter tensors
+        return super()._apply(fn, recurse)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        _clear_fused(self)
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     @property
     def task_names(self) -> list[str]:
@@ -165,7 +179,7 @@ class MultiTaskModel(nn.Module):
         states = out.last_hidden_state
         if attention_mask is None:
             attention_mask = torch.ones(states.shape[:2], dtype=torch.long, device=states.device)
-        logits = {name: self._head(name, states, attention_mask) for name in (tasks or self.task_names)}
+        logits = self._heads(tasks or self.task_names, states, attention_mask)
         return MultiTaskOutput(logits=logits, attentions=out.attentions if output_attentions else None)
 
     def represent(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, task: str):
@@ -173,6 +187,26 @@ class MultiTaskModel(nn.Module):
         states = self.encoder(input_ids=input_ids, attention_mask=attention_mask, return_dict=True).last_hidden_state
         rep = self._head_input(task, states, attention_mask)
         return rep, self.heads[task](rep)
+
+    def _heads(self, names: list[str], states: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        sentence = tuple(n for n in names if self.tasks[n].kind != "token_classification")
+        heads = None
+        if not (self.training or torch.is_grad_enabled() or len(self.private) or _tracing()):
+            heads = self._fused.get(self.heads, sentence)
+        if heads is None:
+            return {name: self._head(name, states, mask) for name in names}
+        # Inference: pool once and run every sentence head in two GEMMs (see fused_heads.py).
+        pooled = pool(states, mask, self.config.pooling)
+        fused = heads(pooled)
+        logits = {}
+        for name in names:
+            if name not in fused:
+                logits[name] = self._head(name, states, mask)
+            elif name in self.memory:
+                logits[name] = self.memory[name](pooled, fused[name])
+            else:
+                logits[name] = fused[name]
+        return logits
 
     def _head(self, name: str, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         rep = self._head_input(name, states, mask)
@@ -190,6 +224,16 @@ class MultiTaskModel(nn.Module):
         if self.tasks[name].kind == "token_classification":
             return states
         return pool(states, mask, self.config.pooling)
+
+
+def _clear_fused(model: MultiTaskModel) -> None:
+    cache = model.__dict__.get("_fused")
+    if cache is not None:
+        cache.clear()
+
+
+def _tracing() -> bool:
+    return torch.jit.is_tracing() or torch.compiler.is_compiling()
 
 
 def build_model(tasks: list[TaskSpec], config: ModelConfig, encoder: nn.Module | None = None) -> MultiTaskModel:

@@ -142,3 +142,19 @@ def test_span_scores_are_plain_floats():
     assert [(s.text, s.label) for s in spans] == [("Barry Obama", "PER"), ("Paris", "LOC")]
     assert spans[0].score == 0.5 and spans[1].score == 0.5
     assert all(type(s.score) is float for s in spans)
+
+
+def test_rust_tokenizer_path_matches_the_transformers_call(tiny_predictor):
+    """encode_texts calls the Rust tokenizer directly; it must give what tokenizer(...) gives, untruncated,
+    even when the shared backend was left with truncation on by another caller."""
+    from mtl_core.encoding import tokenize_whole
+
+    tok = tiny_predictor.tokenizer
+    texts = TEXTS[:10] + ["", "[SEP] [CLS] [MASK]", "\u200b\u200b", "x" * 3000, "word " * 400]
+    tok(["warm"], truncation=True, max_length=8)  # leaves truncation set on the shared Rust object
+    ids, offsets, tokens = tokenize_whole(tok, texts)
+    ref = tok(texts, add_special_tokens=True, truncation=False, return_offsets_mapping=True)
+    assert ids == ref["input_ids"]
+    assert offsets == [[tuple(o) for o in row] for row in ref["offset_mapping"]]
+    assert tokens == [tok.convert_ids_to_tokens(r) for r in ref["input_ids"]]
+    assert len(ids[-1]) == 402  # nothing truncated
