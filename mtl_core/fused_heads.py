@@ -70,20 +70,23 @@ class FusedHeadCache:
         self.clear()
 
     def clear(self) -> None:
-        self._names: tuple[str, ...] | None = None
-        self._params: list[torch.Tensor] = []
-        self._versions: tuple[int, ...] = ()
-        self._fused: FusedSentenceHeads | None = None
+        # one tuple, swapped whole: a reader in another thread sees either the old or the new state
+        self._state: tuple = (None, [], (), None)  # names, params, their versions, fused heads
+
+    @property
+    def fused(self) -> FusedSentenceHeads | None:
+        """What the last `get` built (None before any, or when the heads can't be fused)."""
+        return self._state[3]
 
     def get(self, heads: nn.ModuleDict, names: tuple[str, ...]) -> FusedSentenceHeads | None:
         """The fused heads, or None when these heads can't be fused (then use the per-head path)."""
-        if names != self._names or tuple(p._version for p in self._params) != self._versions:
-            self._names = names
-            self._fused = None
-            self._params = []
-            if fusable(heads, list(names)):
-                self._params = _params(heads, names)
-                with torch.no_grad():
-                    self._fused = FusedSentenceHeads(names, heads)
-            self._versions = tuple(p._version for p in self._params)
-        return self._fused
+        cached_names, params, versions, fused = self._state
+        if names == cached_names and tuple(p._version for p in params) == versions:
+            return fused
+        params, fused = [], None
+        if fusable(heads, list(names)):
+            params = _params(heads, names)
+            with torch.no_grad():
+                fused = FusedSentenceHeads(names, heads)
+        self._state = (names, params, tuple(p._version for p in params), fused)
+        return fused

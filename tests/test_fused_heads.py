@@ -30,7 +30,7 @@ def _per_head(model, ids, mask):
 def _fused(model, ids, mask):
     with torch.inference_mode():
         out = model(input_ids=ids, attention_mask=mask)
-    assert model._fused._fused is not None, "the fused path was not taken"
+    assert model._fused.fused is not None, "the fused path was not taken"
     return out.logits
 
 
@@ -78,7 +78,7 @@ def test_training_mode_uses_the_per_head_path_and_gets_gradients(tiny_checkpoint
     model.train()
     out = model(input_ids=ids, attention_mask=mask)
     sum(v.float().sum() for v in out.logits.values()).backward()
-    assert model._fused._fused is None
+    assert model._fused.fused is None
     assert all(model.heads[n].net[1].weight.grad is not None for n in ("sentiment", "topic", "spam"))
 
 

@@ -38,3 +38,17 @@ def test_real_checkpoint_round_trip(real):
     for a, b in zip(predictor.predict(TEXTS), again.predict(TEXTS)):
         assert a.tasks["sentiment_score"].value == pytest.approx(b.tasks["sentiment_score"].value, abs=1e-5)
         assert a.tasks["question_type"].probs == pytest.approx(b.tasks["question_type"].probs, abs=1e-5)
+
+
+def test_real_fused_heads_match_the_per_head_path(real):
+    """At full size (384 hidden, five sentence heads) the fused inference path gives the per-head logits."""
+    import torch
+
+    predictor, _ = real
+    batch = predictor.encode(TEXTS)
+    fused = predictor.logits(batch).logits
+    assert predictor.model._fused.fused is not None
+    with torch.enable_grad():
+        per_head = predictor.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    for name, value in fused.items():
+        torch.testing.assert_close(value, per_head[name].detach(), rtol=0, atol=1e-5, msg=name)
