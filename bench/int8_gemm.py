@@ -21,7 +21,6 @@ from __future__ import annotations
 import copy
 import os
 import tempfile
-import warnings
 
 import common
 import numpy as np
@@ -31,24 +30,10 @@ SHAPES = ((384, 384), (384, 1152), (384, 1536), (1536, 384))
 
 
 def torch_runners(x: torch.Tensor, k: int, n: int) -> dict:
-    from torch.ao.quantization import QConfig, default_dynamic_quant_observer
-    from torch.ao.quantization.observer import PerChannelMinMaxObserver
-
-    from mtl_core.inference import Int8Linear, quant_engine
+    from mtl_core.inference import quant_engine, quantize_linears
 
     fp32 = torch.nn.Sequential(torch.nn.Linear(k, n)).eval()
-    weights = PerChannelMinMaxObserver.with_args(dtype=torch.qint8, qscheme=torch.per_channel_symmetric,
-                                                 quant_min=-64, quant_max=63)
-    qconfig = QConfig(activation=default_dynamic_quant_observer, weight=weights)
-    previous = torch.backends.quantized.engine
-    torch.backends.quantized.engine = quant_engine()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            int8 = torch.ao.quantization.quantize_dynamic(copy.deepcopy(fp32), {"0": qconfig}, dtype=torch.qint8,
-                                                          mapping={torch.nn.Linear: Int8Linear})
-    finally:
-        torch.backends.quantized.engine = previous
+    int8 = quantize_linears(copy.deepcopy(fp32), ["0"], quant_engine())
 
     def run(model):
         @torch.inference_mode()

@@ -217,9 +217,6 @@ def quantize_dynamic(model, tokenizer=None, engine: str | None = None):
     """
     import copy
 
-    from torch.ao.quantization import QConfig, default_dynamic_quant_observer
-    from torch.ao.quantization.observer import PerChannelMinMaxObserver
-
     engine = engine or quant_engine()
     logging.getLogger("torch").setLevel(logging.ERROR)
     model = copy.deepcopy(model).cpu().eval()
@@ -232,6 +229,21 @@ def quantize_dynamic(model, tokenizer=None, engine: str | None = None):
         weight = modules[name].weight.data
         bypass[name] = (idx, weight[:, idx].t().contiguous())
         weight[:, idx] = 0
+    qmodel = quantize_linears(model, names, engine)
+    qmodules = dict(qmodel.named_modules())
+    for name, (idx, weight) in bypass.items():
+        qmodules[name].outliers, qmodules[name].outlier_weight = idx, weight
+    qmodel.quant_engine = engine
+    qmodel.quant_outliers = {name: int(idx.numel()) for name, (idx, _) in bypass.items()}
+    return qmodel
+
+
+def quantize_linears(model, names: list[str], engine: str):
+    """Swap the named nn.Linear modules of `model` (in place) for Int8Linear: int8 weights per output channel
+    in [-64, 63], packed for `engine`; the process-wide engine setting is restored afterwards."""
+    from torch.ao.quantization import QConfig, default_dynamic_quant_observer
+    from torch.ao.quantization.observer import PerChannelMinMaxObserver
+
     weight_observer = PerChannelMinMaxObserver.with_args(dtype=torch.qint8, qscheme=torch.per_channel_symmetric,
                                                          quant_min=-64, quant_max=63)
     qconfig = QConfig(activation=default_dynamic_quant_observer, weight=weight_observer)
@@ -240,16 +252,10 @@ def quantize_dynamic(model, tokenizer=None, engine: str | None = None):
     try:
         with warnings.catch_warnings():  # torch 2.13 flags its quantized tensor types as deprecated (still works)
             warnings.simplefilter("ignore", UserWarning)
-            qmodel = torch.ao.quantization.quantize_dynamic(model, dict.fromkeys(names, qconfig), dtype=torch.qint8,
-                                                            mapping={torch.nn.Linear: Int8Linear}, inplace=True)
+            return torch.ao.quantization.quantize_dynamic(model, dict.fromkeys(names, qconfig), dtype=torch.qint8,
+                                                          mapping={torch.nn.Linear: Int8Linear}, inplace=True)
     finally:
         torch.backends.quantized.engine = previous
-    qmodules = dict(qmodel.named_modules())
-    for name, (idx, weight) in bypass.items():
-        qmodules[name].outliers, qmodules[name].outlier_weight = idx, weight
-    qmodel.quant_engine = engine
-    qmodel.quant_outliers = {name: int(idx.numel()) for name, (idx, _) in bypass.items()}
-    return qmodel
 
 
 @torch.inference_mode()
