@@ -101,17 +101,12 @@ def representations(model, tokenizer, spec, examples: list, device, max_length: 
     return cat(reps), cat(gold), cat(pred)
 
 
-def conflicts(kind: str, values: torch.Tensor, gold: torch.Tensor, half_range: float) -> torch.Tensor:
-    """(N, M) True where reference m's gold answer contradicts key n's value."""
+def disagree(kind: str, a: torch.Tensor, b: torch.Tensor, half_range: float) -> torch.Tensor:
+    """Elementwise (broadcasting): True where answer a contradicts answer b (class / tag ids, or normalised
+    regression values more than REGRESSION_CONFLICT apart on the task's scale)."""
     if kind == "regression":
-        return (values[:, None] - gold[None, :]).abs() * half_range > REGRESSION_CONFLICT
-    return values[:, None] != gold[None, :]
-
-
-def still_wrong(kind: str, gold: torch.Tensor, pred: torch.Tensor, half_range: float) -> torch.Tensor:
-    if kind == "regression":
-        return (gold - pred).abs() * half_range > REGRESSION_CONFLICT
-    return gold != pred
+        return (a - b).abs() * half_range > REGRESSION_CONFLICT
+    return a != b
 
 
 def build_task_memory(model, tokenizer, spec, corrections: list, references: list, device, max_length: int,
@@ -122,7 +117,7 @@ def build_task_memory(model, tokenizer, spec, corrections: list, references: lis
     stats = {"candidates": int(gold.numel()), "keys": 0, "conflicting": 0}
     if not gold.numel():
         return None, stats
-    wrong = still_wrong(spec.kind, gold, pred, half)
+    wrong = disagree(spec.kind, gold, pred, half)
     keys, values = nn.functional.normalize(reps[wrong], dim=-1), gold[wrong]
     if not len(values):
         return None, stats
@@ -133,7 +128,7 @@ def build_task_memory(model, tokenizer, spec, corrections: list, references: lis
     all_reps = torch.cat([nn.functional.normalize(ref_reps, dim=-1), corr_reps]) if len(ref_gold) else corr_reps
     all_gold = torch.cat([ref_gold.to(values.dtype), corr_gold]) if len(ref_gold) else corr_gold
     dist = 1.0 - keys @ all_reps.T
-    dist = torch.where(conflicts(spec.kind, values, all_gold, half), dist, torch.full_like(dist, 2.0))
+    dist = torch.where(disagree(spec.kind, values[:, None], all_gold[None, :], half), dist, torch.full_like(dist, 2.0))
     radius = (dist.min(-1).values / 2).clamp(max=radius_cap)
     ok = radius >= MIN_RADIUS
     stats.update(keys=int(ok.sum()), conflicting=int((~ok).sum()), still_wrong=int(wrong.sum()))
