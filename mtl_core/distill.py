@@ -40,36 +40,35 @@ def attach_teacher_targets(model, task: str, kind: str, feats: list[Feature], wh
 
 def _blended_target(kind: str, f: Feature, out: torch.Tensor, blend: float, n_labels: int):
     if kind == "regression":
-        return float(blend * out.squeeze(-1) + (1 - blend) * float(f.label))
-    if kind == "token_classification":
-        probs = out[: len(f.label)].softmax(-1)
-        gold = torch.tensor(f.label)
-        hard = nn.functional.one_hot(gold.clamp(min=0), n_labels).float()
-        return (blend * probs + (1 - blend) * hard).tolist()
-    hard = nn.functional.one_hot(torch.tensor(int(f.label)), n_labels).float()
-    return (blend * out.softmax(-1) + (1 - blend) * hard).tolist()
+        teacher = out.squeeze(-1)
+    elif kind == "token_classification":
+        teacher = out[: len(f.label)].softmax(-1)
+    else:
+        teacher = out.softmax(-1)
+    return (blend * teacher + (1 - blend) * _gold_target(kind, f, n_labels)).tolist()
+
+
+def _gold_target(kind: str, f: Feature, n_labels: int) -> torch.Tensor:
+    """The gold label as a target: the value (regression), else one-hot per example or per token."""
+    if kind == "regression":
+        return torch.tensor(float(f.label))
+    gold = torch.tensor(f.label if kind == "token_classification" else int(f.label))
+    return nn.functional.one_hot(gold.clamp(min=0), n_labels).float()  # ignored tokens (-100): masked in the loss
 
 
 def soft_targets(features: list[Feature], kind: str, n_labels: int, width: int) -> torch.Tensor | None:
-    """The batch's target tensor when any feature has a soft target (the others get their gold one-hot).
+    """The batch's target tensor when any feature has a soft target (the others get their gold one).
 
     classification: (B, C) probabilities; token: (B, width, C); regression: (B,) values. None otherwise."""
-    if not any(getattr(f, "soft", None) is not None for f in features):
+    if not any(f.soft is not None for f in features):
         return None
-    if kind == "regression":
-        return torch.tensor([f.soft if f.soft is not None else float(f.label) for f in features])
-    if kind == "token_classification":
-        out = torch.zeros((len(features), width, n_labels))
-        for i, f in enumerate(features):
-            if f.soft is not None:
-                out[i, : len(f.soft)] = torch.tensor(f.soft)
-            else:
-                gold = torch.tensor(f.label)
-                out[i, : len(f.label)] = nn.functional.one_hot(gold.clamp(min=0), n_labels).float()
-        return out
-    rows = [f.soft if f.soft is not None else nn.functional.one_hot(torch.tensor(int(f.label)), n_labels).tolist()
-            for f in features]
-    return torch.tensor(rows, dtype=torch.float)
+    rows = [torch.tensor(f.soft) if f.soft is not None else _gold_target(kind, f, n_labels) for f in features]
+    if kind != "token_classification":
+        return torch.stack(rows).float()
+    out = torch.zeros((len(features), width, n_labels))
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = row
+    return out
 
 
 def soft_loss(kind: str, logits: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -201,7 +201,10 @@ def run_round(home=None, base_version: str | None = None, cfg: RoundConfig | Non
 
     reporter.progress(cfg.steps, cfg.steps, "evaluating the new model")
     new_test = answers_for(model, tokenizer, specs, test_sets, device, max_len)
-    new_corr = answers_for(model, tokenizer, specs, data.corrections, device, max_len)
+    # the weights' answers already are the new ones unless an edit memory was attached
+    new_corr = weights_corr
+    if len(model.memory):
+        new_corr = answers_for(model, tokenizer, specs, data.corrections, device, max_len)
     comparison = {
         "test": compare_answers(specs, test_sets, old_test, new_test, "test"),
         "corrections": compare_answers(specs, data.corrections, old_corr, new_corr, "corrections"),
