@@ -2,16 +2,16 @@
 
 import streamlit as st
 
-from app import auth_view
+from app.shared import auth_view
 
 st.set_page_config(page_title="MTL Studio", page_icon=":material/hub:", layout="wide")
 
 PAGES = [
-    st.Page("pages/predict.py", title="Predict", icon=":material/psychology:", default=True),
-    st.Page("pages/review.py", title="Review", icon=":material/rate_review:"),
-    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-    st.Page("pages/models.py", title="Models", icon=":material/inventory_2:"),
-    st.Page("pages/data.py", title="Data", icon=":material/table_view:"),
+    st.Page("app_pages/predict.py", title="Predict", icon=":material/psychology:", default=True),
+    st.Page("app_pages/review.py", title="Review", icon=":material/rate_review:"),
+    st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("app_pages/models.py", title="Models", icon=":material/inventory_2:"),
+    st.Page("app_pages/data.py", title="Data", icon=":material/table_view:"),
 ]
 
 if auth_view.gate():  # single-user mode, or a signed-in team member

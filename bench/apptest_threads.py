@@ -16,11 +16,11 @@ def concurrent_apptest():
 
     `AppTest._run` swaps process-wide state around every run: it installs its own mock
     `Runtime._instance` and sets it back to None afterwards, resets `PagesManager.uses_pages_directory`
-    to None (the PagesManager it then builds sets it to True, since a pages/ folder sits beside
+    to None (the PagesManager it then builds sets it to True, since a app_pages/ folder sits beside
     streamlit_app.py, until the script's st.navigation sets False), and patches `config.get_option`.
     Runs in parallel interleave those swaps: `runtime.exists()` followed by `runtime.get_instance()`
     raises "Runtime hasn't been created!", and a run that reads uses_pages_directory=True executes the
-    app as a v1 pages/-folder app. Here app_test's module sees private subclasses, so its swaps only
+    app as a v1 app_pages/-folder app. Here app_test's module sees private subclasses, so its swaps only
     touch those; the real classes keep one runtime shared by all sessions (as a server has one) and
     uses_pages_directory=False (what st.navigation sets), and the appTest option is set once (a run
     that restored it mid-way through another made that one's widgets miss their AppTest registry).

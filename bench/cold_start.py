@@ -10,7 +10,7 @@ the process's user + system CPU time (on a busy machine wall time inflates, CPU 
   cli phases         the same steps in one child, timed one by one (imports, load, first predict)
   app server         `streamlit run streamlit_app.py --server.headless true`: start -> /_stcore/health
                      answers "ok" -> the page HTML is served (no browser, so no script run yet)
-  app first predict  one child: import app.services, load the predictor, first predict with attention
+  app first predict  one child: import app.shared.services, load the predictor, first predict with attention
                      (what the Predict page runs for a first text), timed by phase
   app script run     streamlit's AppTest runs the real Predict page and clicks Predict once: the first
                      prediction rendered, as a browser session would trigger it (info; no browser)
@@ -46,14 +46,14 @@ t1 = time.perf_counter()
 import transformers  # noqa
 from transformers import AutoModel  # noqa: triggers the lazy import of the model classes
 t2 = time.perf_counter()
-from mtl_core.inference import load_active_predictor
+from mtl_core.serve.predictor import load_active_predictor
 t3 = time.perf_counter()
 pred = load_active_predictor()
 t4 = time.perf_counter()
 pred.predict(["hello"])
 t5 = time.perf_counter()
 print(json.dumps({"import torch": t1 - t0, "import transformers (+AutoModel)": t2 - t1,
-                  "import mtl_core.inference": t3 - t2, "load predictor": t4 - t3, "first predict": t5 - t4}))
+                  "import mtl_core.serve.predictor": t3 - t2, "load predictor": t4 - t3, "first predict": t5 - t4}))
 """
 
 APP_PREDICT = r"""
@@ -62,13 +62,13 @@ t0 = time.perf_counter()
 import streamlit  # noqa
 t1 = time.perf_counter()
 from app import services  # noqa
-from mtl_core.inference import load_active_predictor
+from mtl_core.serve.predictor import load_active_predictor
 t2 = time.perf_counter()
 pred = load_active_predictor()
 t3 = time.perf_counter()
 pred.predict(["hello"], with_attention=True)
 t4 = time.perf_counter()
-print(json.dumps({"import streamlit": t1 - t0, "import app.services": t2 - t1, "load predictor": t3 - t2,
+print(json.dumps({"import streamlit": t1 - t0, "import app.shared.services": t2 - t1, "load predictor": t3 - t2,
                   "first predict (with attention)": t4 - t3}))
 """
 
@@ -120,13 +120,13 @@ def run_child(cmd: list[str], env: dict, timeout: float = 300) -> Run:
 
 def prepare_home(tmp: Path) -> tuple[str, str]:
     """(workspace home, description): the real workspace if it has an active model, else a temporary one."""
-    from mtl_core.inference import load_active_predictor  # noqa: F401  (fails early if imports break)
-    from mtl_core.registry import Registry
+    from mtl_core.model.registry import Registry
+    from mtl_core.serve.predictor import load_active_predictor  # noqa: F401  (fails early if imports break)
 
     home = common.workspace_home()
     if (home / "models" / "registry.json").exists() and Registry(home).active:
         return str(home), f"trained workspace model {Registry(home).active} ({home})"
-    from mtl_core.checkpoint import save_checkpoint
+    from mtl_core.model.checkpoint import save_checkpoint
 
     loaded = common.load_predictor()
     pred = loaded.predictor

@@ -97,7 +97,7 @@ def cpu_name() -> str:
 
 @dataclass
 class Loaded:
-    predictor: object  # mtl_core.inference.Predictor
+    predictor: object  # mtl_core.serve.predictor.Predictor
     encoder_dir: str  # where the shared encoder's HF weights live (for bare AutoModel baselines)
     what: str  # one line saying which model this is
     trained: bool
@@ -105,13 +105,13 @@ class Loaded:
 
 def load_predictor(quantize: bool = False, device: str | None = "cpu") -> Loaded:
     """The active workspace model, else an untrained real-size one (pretrained MiniLM + random heads, seed 0)."""
-    from mtl_core.inference import NoModelError, Predictor, load_active_predictor
+    from mtl_core.serve.predictor import NoModelError, Predictor, load_active_predictor
 
     home = workspace_home()
     if (home / "models" / "registry.json").exists():
         try:
             pred = load_active_predictor(home, device=device, quantize=quantize)
-            from mtl_core.registry import Registry
+            from mtl_core.model.registry import Registry
 
             enc = str(Registry(home).path_of(pred.version) / "encoder")
             return Loaded(pred, enc, f"trained workspace model {pred.version} ({home})", True)
@@ -119,7 +119,7 @@ def load_predictor(quantize: bool = False, device: str | None = "cpu") -> Loaded
             pass
     from transformers import AutoTokenizer
 
-    from mtl_core.modeling import ModelConfig, build_model, default_encoder_dir
+    from mtl_core.model.modeling import ModelConfig, build_model, default_encoder_dir
     from mtl_core.tasks import load_task_file
 
     torch.manual_seed(0)
@@ -150,7 +150,7 @@ def text_bench(description: str, repeats: int, n_texts: int, quick_n_texts: int)
 
 def prepared_data():
     """(task_file, prepared) from the workspace data cache (built on first use)."""
-    from mtl_core.pipeline import prepare
+    from mtl_core.train.pipeline import prepare
 
     return prepare(home=workspace_home())
 

@@ -27,9 +27,9 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from transformers import AutoModel, AutoTokenizer  # noqa: E402
 
-from mtl_core.explain import saliency  # noqa: E402
-from mtl_core.inference import Predictor, load_active_predictor  # noqa: E402
-from mtl_core.modeling import ModelConfig, build_model, default_encoder_dir  # noqa: E402
+from mtl_core.model.modeling import ModelConfig, build_model, default_encoder_dir  # noqa: E402
+from mtl_core.serve.explain import saliency  # noqa: E402
+from mtl_core.serve.predictor import Predictor, load_active_predictor  # noqa: E402
 from mtl_core.tasks import load_task_file  # noqa: E402
 
 SALIENCY_TASK = "sentiment"

@@ -8,7 +8,7 @@ MiniLM's four GEMM shapes (q/k/v and attention output 384->384, fused q/k/v 384-
 384->1536 and 1536->384) at the row counts of the benchmarks' batches (2,560 = 64 texts x 40 tokens,
 8,192 = 64 x 128):
   torch fp32      nn.Linear (MKL / oneDNN sgemm)
-  torch int8      mtl_core.inference.Int8Linear (fbgemm dynamic quantization, the Predictor's int8 path,
+  torch int8      mtl_core.serve.predictor.Int8Linear (fbgemm dynamic quantization, the Predictor's int8 path,
                   per-channel int8 weights, activations quantized per call; no outlier channels)
   ORT fp32 / int8 (if onnxruntime is installed) a one-MatMul graph and its onnxruntime.quantization
                   quantize_dynamic version (MatMulInteger, MLAS kernels), same threads
@@ -30,7 +30,7 @@ SHAPES = ((384, 384), (384, 1152), (384, 1536), (1536, 384))
 
 
 def torch_runners(x: torch.Tensor, k: int, n: int) -> dict:
-    from mtl_core.inference import quant_engine, quantize_linears
+    from mtl_core.serve.quantize import quant_engine, quantize_linears
 
     fp32 = torch.nn.Sequential(torch.nn.Linear(k, n)).eval()
     int8 = quantize_linears(copy.deepcopy(fp32), ["0"], quant_engine())

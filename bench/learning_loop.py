@@ -38,12 +38,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
 
-from mtl_core.checkpoint import load_checkpoint  # noqa: E402
-from mtl_core.compare import is_right, predict_answers  # noqa: E402
 from mtl_core.data import prepare_all  # noqa: E402
-from mtl_core.finetune import STRATEGIES, Reporter, RoundConfig, run_round  # noqa: E402
-from mtl_core.registry import Registry  # noqa: E402
-from mtl_core.round_data import example_spans  # noqa: E402
+from mtl_core.eval.compare import is_right, predict_answers  # noqa: E402
+from mtl_core.model.checkpoint import load_checkpoint  # noqa: E402
+from mtl_core.model.registry import Registry  # noqa: E402
+from mtl_core.rounds.finetune import STRATEGIES, Reporter, RoundConfig, run_round  # noqa: E402
+from mtl_core.rounds.round_data import example_spans  # noqa: E402
 
 RESULTS = ROOT / "docs" / "RESULTS.md"
 HEADING = "## Learning loop"
@@ -110,7 +110,7 @@ def wrong_dev_examples(home: Path, n: int, dev_cap: int | None) -> list[tuple[st
 
 def add_corrections(home: Path, picked: list) -> int:
     from mtl_core.store import add_annotation, add_texts
-    from mtl_core.worker import open_store
+    from mtl_core.store.db import open_store
 
     _, sessions = open_store(home)
     with sessions() as s:
@@ -123,8 +123,8 @@ def add_corrections(home: Path, picked: list) -> int:
 
 def warm_base_answers(home: Path) -> float:
     """The base version's test answers into the answer cache (what training stores at registration)."""
-    from mtl_core.compare import cached_answers
-    from mtl_core.pipeline import data_cache_dir
+    from mtl_core.eval.compare import cached_answers
+    from mtl_core.workspace import data_cache_dir
 
     t0 = time.perf_counter()
     reg = Registry(home)

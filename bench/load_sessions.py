@@ -122,11 +122,11 @@ def run_session(index: int, deadline: float, texts: list[str], log: SessionLog, 
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=RUN_TIMEOUT_S)
     try:
         _step(at, log, "open app")
-        _step(at, log, "open Review", lambda: at.switch_page("pages/review.py"))
+        _step(at, log, "open Review", lambda: at.switch_page("app_pages/review.py"))
         _step(at, log, "set annotator", lambda: at.text_input(key="review_annotator_input").input(log.name))
         n = 0
         while time.monotonic() < deadline:
-            _step(at, log, "open Predict", lambda: at.switch_page("pages/predict.py"))
+            _step(at, log, "open Predict", lambda: at.switch_page("app_pages/predict.py"))
             text = variant(rng, texts)
             _step(at, log, "predict", lambda text=text: (at.text_area(key="predict_text").input(text),
                                                at.button(key="predict_button").click()))
@@ -134,7 +134,7 @@ def run_session(index: int, deadline: float, texts: list[str], log: SessionLog, 
                 _step(at, log, "send to review", lambda: at.button(key="send_to_review").click())
             if n and time.monotonic() >= deadline:  # every session completes at least one round
                 break
-            _step(at, log, "open Review", lambda: at.switch_page("pages/review.py"))
+            _step(at, log, "open Review", lambda: at.switch_page("app_pages/review.py"))
             _annotate(at, log, rng)
             n += 1
     except Exception as exc:  # noqa: BLE001
@@ -171,9 +171,9 @@ def seed_queue(n_texts: int, texts: list[str], seed: int) -> int:
     """Queue items through the Predict page's own service; returns the queue size."""
     from sqlalchemy import func, select
 
-    from app import review_service as rs
-    from app import services
-    from app.store_service import get_sessions
+    from app.review import service as rs
+    from app.shared import services
+    from app.shared.store_service import get_sessions
     from mtl_core.store.models import QueueItem
 
     predictor, version = services.current_predictor()
@@ -189,7 +189,7 @@ def verify(logs: list[SessionLog]) -> tuple[list, list, list]:
     """Every reported (annotator, text, task, kind) stored exactly once; nothing unreported stored."""
     from sqlalchemy import select
 
-    from app.store_service import get_sessions
+    from app.shared.store_service import get_sessions
     from mtl_core.store.models import AnnotationEvent, QueueItem
 
     with get_sessions()() as s:
@@ -208,7 +208,7 @@ def run_load(sessions: int = 20, seconds: float = 120, seed_texts: int = 40, see
     from streamlit.testing.v1 import AppTest
 
     with concurrent_apptest():
-        from app.predict_view import load_examples  # its st.cache_data wants the runtime
+        from app.predict.view import load_examples  # its st.cache_data wants the runtime
 
         AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=RUN_TIMEOUT_S).run()  # load the model once
         texts = [ex["text"] for ex in load_examples()]
@@ -271,10 +271,10 @@ def write_docs(body: str, command: str, what: str, load: str) -> None:
 
 def _scratch_workspace(args: argparse.Namespace, scratch: Path) -> str:
     """Point MTL_STUDIO_HOME / MTL_STUDIO_DATABASE_URL at the model and a scratch database; say which."""
-    from mtl_core.registry import Registry
+    from mtl_core.model.registry import Registry
 
     if args.tiny:
-        from mtl_core.testing import make_tiny_checkpoint
+        from mtl_core.model.testing import make_tiny_checkpoint
 
         home = scratch / "ws"
         reg = Registry(home)

@@ -3,7 +3,7 @@
     nice -n 19 python bench/onnx_speed.py [--quick] [--threads N] [--repeats R] [--n-texts N]
 
 Exports the model (active workspace version, else the untrained real-size one) with
-mtl_core.export.export_model into a temporary directory (checked against PyTorch to 1e-4), then times,
+mtl_core.serve.export.export_model into a temporary directory (checked against PyTorch to 1e-4), then times,
 on the Predictor's own length-sorted batches at batch 1 and 64:
   pytorch  Predictor.logits(batch): encoder (SDPA) + six heads, fp32, torch.inference_mode
   onnxrt   InferenceSession.run on the same input_ids / attention_mask (CPU provider, all graph
@@ -20,7 +20,7 @@ import common
 import numpy as np
 import torch
 
-from mtl_core.export import export_model, onnx_session
+from mtl_core.serve.export import export_model, onnx_session
 
 
 def main() -> None:

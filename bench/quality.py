@@ -19,13 +19,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mtl_core.checkpoint import load_checkpoint  # noqa: E402
-from mtl_core.evaluation import classification_metrics, evaluate, headline, regression_metrics  # noqa: E402
-from mtl_core.modeling import ModelConfig, build_model  # noqa: E402
-from mtl_core.pipeline import prepare  # noqa: E402
-from mtl_core.registry import Registry  # noqa: E402
-from mtl_core.training import TrainConfig, set_seed, train  # noqa: E402
-from mtl_core.weighting import TaskSampler  # noqa: E402
+from mtl_core.eval.metrics import classification_metrics, evaluate, headline, regression_metrics  # noqa: E402
+from mtl_core.model.checkpoint import load_checkpoint  # noqa: E402
+from mtl_core.model.modeling import ModelConfig, build_model  # noqa: E402
+from mtl_core.model.registry import Registry  # noqa: E402
+from mtl_core.train.loop import TrainConfig, set_seed, train  # noqa: E402
+from mtl_core.train.pipeline import prepare  # noqa: E402
+from mtl_core.train.weighting import TaskSampler  # noqa: E402
 
 FLOORS = {"sentiment": ("accuracy", 0.85), "sentiment_score": ("pearson", 0.70), "topic": ("accuracy", 0.96),
           "question_type": ("accuracy", 0.93), "spam": ("f1_spam", 0.93), "ner": ("f1", 0.45)}
@@ -66,7 +66,7 @@ def ner_memory_baseline(prepared) -> dict:
     """Tag each word with its most frequent training tag (a floor for what the encoder adds)."""
     from collections import Counter, defaultdict
 
-    from mtl_core.evaluation import ner_metrics
+    from mtl_core.eval.metrics import ner_metrics
 
     seen = defaultdict(Counter)
     for ex in prepared["ner"]["train"]:

@@ -3,7 +3,7 @@
     nice -n 19 python bench/quantized.py [--quick] [--threads N] [--repeats R] [--n-texts N] [--max-test N]
                                          [--batch-sizes 1 64] [--no-metrics] [--no-profile]
 
-Speed: the same texts through the fp32 Predictor and the int8 one (mtl_core.inference.quantize_dynamic:
+Speed: the same texts through the fp32 Predictor and the int8 one (mtl_core.serve.predictor.quantize_dynamic:
 torch dynamic quantization of the encoder's nn.Linear layers: int8 weights per output channel in [-64, 63],
 packed for the engine the header names, 8-bit activations quantized per batch, the few outlier input
 channels of the feed-forward layers kept in fp32; attention math, LayerNorm, GELU and the task heads stay
@@ -13,7 +13,7 @@ modules (same clock), split into the encoder's linear layers, attention core (SD
 projections), GELU, LayerNorm, embeddings, task heads and the rest (tokenising, decoding, residual adds,
 masks, Python). The linear layers' own fp32/int8 ratio is the ceiling of the whole-Predictor speed-up:
 only they run in int8, everything else costs the same in both.
-Quality: mtl_core.evaluation.evaluate on the test splits, fp32 model vs the quantized model, primary
+Quality: mtl_core.eval.metrics.evaluate on the test splits, fp32 model vs the quantized model, primary
 metric per task (macro-F1 / Pearson / entity F1) in points (x100). Label agreement: share of texts where
 both models pick the same label (classification tasks) on the timing texts.
 Targets: >= 1.5x faster; <= 1 point lost on every task. With an untrained model the metric part is
@@ -29,8 +29,8 @@ from collections import defaultdict
 import common
 import torch
 
-from mtl_core.evaluation import evaluate
-from mtl_core.inference import Predictor
+from mtl_core.eval.metrics import evaluate
+from mtl_core.serve.predictor import Predictor
 
 TARGET_SPEEDUP = 1.5
 TARGET_POINTS = 1.0

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
 
-from mtl_core.review_jobs import SCORABLE_SPLITS, Pool, PoolSpec, gold_value, score_and_store  # noqa: E402
+from mtl_core.review.jobs import SCORABLE_SPLITS, Pool, PoolSpec, gold_value, score_and_store  # noqa: E402
 from mtl_core.store import add_texts, init_db, queue_progress, session_factory  # noqa: E402
 
 

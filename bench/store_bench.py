@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mtl_core.review_queue import Candidate  # noqa: E402
-from mtl_core.store import (  # noqa: E402
+from mtl_core.review.queue import Candidate  # noqa: E402
+from mtl_core.store import (
     add_annotation,
     add_texts,
     current_labels,

@@ -19,7 +19,7 @@ import types
 import common
 import torch
 
-from mtl_core.encoding import EncodedBatch
+from mtl_core.model.encoding import EncodedBatch
 
 
 def pad_to_max(pred):

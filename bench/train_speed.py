@@ -2,7 +2,7 @@
 
     nice -n 19 python bench/train_speed.py [--quick] [--threads N] [--repeats R] [--steps S] [--batch-size B]
 
-The training loop's own pieces (mtl_core.features: featurize, collate, bucketed_batches) and one full
+The training loop's own pieces (mtl_core.model.features: featurize, collate, bucketed_batches) and one full
 optimizer step per batch: forward of the shared encoder (SDPA) + the batch's task head, loss, backward,
 gradient clipping, AdamW step. Tasks are taken round-robin, one task per batch (the default recipe's
 "per_task" batching), on the training splits. Same model, same tasks, same run:
@@ -20,8 +20,8 @@ import common
 import torch
 from torch import nn
 
-from mtl_core.features import IGNORE, collate, featurize
-from mtl_core.features import bucketed_batches as make_buckets
+from mtl_core.model.features import IGNORE, collate, featurize
+from mtl_core.model.features import bucketed_batches as make_buckets
 
 
 def loss_of(kind: str, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

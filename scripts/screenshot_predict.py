@@ -151,8 +151,8 @@ def alert_open(driver) -> bool:
 def tiny_workspace(path: Path) -> Path:
     """A workspace with the tiny random model registered and active."""
     sys.path.insert(0, str(ROOT))
-    from mtl_core.registry import Registry
-    from mtl_core.testing import make_tiny_checkpoint
+    from mtl_core.model.registry import Registry
+    from mtl_core.model.testing import make_tiny_checkpoint
 
     reg = Registry(path)
     reg.register(make_tiny_checkpoint(reg.staging_dir()), note="tiny", activate=True)

@@ -17,7 +17,7 @@ if str(ROOT) not in sys.path:  # plain `pytest` (not `python -m pytest`) does no
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     """A ~1M-parameter random BERT with all default heads; read-only, copy it before moving."""
-    from mtl_core.testing import make_tiny_checkpoint
+    from mtl_core.model.testing import make_tiny_checkpoint
 
     return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "ckpt")
 
@@ -25,14 +25,14 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_predictor(tiny_checkpoint):
     """A Predictor on the tiny checkpoint, shared by tests that only read from it."""
-    from mtl_core.inference import Predictor
+    from mtl_core.serve.predictor import Predictor
 
     return Predictor.from_dir(tiny_checkpoint, device="cpu", version="tiny")
 
 
 def register_copy(home: Path, checkpoint: Path, note: str = "tiny", activate: bool = True):
     """Register a copy of `checkpoint` in the workspace at `home` (register moves its input)."""
-    from mtl_core.registry import Registry
+    from mtl_core.model.registry import Registry
 
     reg = Registry(home)
     staging = reg.staging_dir()
@@ -74,7 +74,7 @@ def flow():
 @pytest.fixture
 def sessions(workspace):
     """Store sessions on the test workspace's database (engine disposed afterwards)."""
-    from mtl_core import worker
+    from mtl_core.ops import worker
 
     engine, factory = worker.open_store(workspace)
     yield factory

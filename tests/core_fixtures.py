@@ -7,7 +7,7 @@ from pathlib import Path
 
 from transformers import AutoTokenizer
 
-from mtl_core.modeling import default_encoder_dir, encoder_from_config, tiny_encoder_config
+from mtl_core.model.modeling import default_encoder_dir, encoder_from_config, tiny_encoder_config
 
 GOOD = ["great", "wonderful", "superb", "lovely", "brilliant"]
 BAD = ["awful", "terrible", "boring", "dreadful", "horrible"]

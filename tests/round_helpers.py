@@ -6,13 +6,13 @@ import os
 import shutil
 from pathlib import Path
 
-from mtl_core.compare import compare_answers
 from mtl_core.data.examples import Example
-from mtl_core.registry import Registry
+from mtl_core.eval.compare import compare_answers
+from mtl_core.model.registry import Registry
+from mtl_core.model.testing import make_tiny_checkpoint
 from mtl_core.store import add_annotation, add_texts, create_job, finish_job, start_job
+from mtl_core.store.db import open_store
 from mtl_core.tasks import load_task_file
-from mtl_core.testing import make_tiny_checkpoint
-from mtl_core.worker import open_store
 
 
 def add_round_version(home: Path, seed: int = 1, parent: str = "v0001") -> str:

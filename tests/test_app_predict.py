@@ -9,17 +9,18 @@ import streamlit as st
 from conftest import ROOT, register_copy
 from streamlit.testing.v1 import AppTest
 
-from app import batch, services
 from app.components.html import esc, esc_text, ner_html, saliency_html
-from mtl_core.inference import Predictor
-from mtl_core.registry import Registry
+from app.predict import batch
+from app.shared import services
+from mtl_core.model.registry import Registry
+from mtl_core.serve.predictor import Predictor
 from mtl_core.types import Span
 
 TASKS = ["sentiment", "sentiment_score", "topic", "question_type", "spam", "ner"]
 TITLES = ["**Sentiment**", "**Sentiment score**", "**Topic**", "**Question type**", "**Spam**"]
 EVIL = ("Paris is lovely <script>alert(1)</script> <img src=x onerror=alert(1)> [click](javascript:alert(2)) "
         '<a href="javascript:alert(3)">x</a>')
-OTHER_PAGES = ["pages/review.py", "pages/train.py", "pages/models.py", "pages/data.py"]
+OTHER_PAGES = ["app_pages/review.py", "app_pages/train.py", "app_pages/models.py", "app_pages/data.py"]
 
 
 @pytest.fixture(autouse=True)
@@ -237,7 +238,7 @@ def test_other_pages_render(workspace, page):
 
 def test_data_page_without_model(empty_workspace):
     at = _app()
-    at.switch_page("pages/data.py").run()
+    at.switch_page("app_pages/data.py").run()
     assert not at.exception and at.dataframe
 
 

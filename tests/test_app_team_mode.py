@@ -8,9 +8,9 @@ from conftest import ROOT
 from round_helpers import add_corrections, add_round_version, finished_round
 from streamlit.testing.v1 import AppTest
 
-from app import train_service
-from mtl_core import auth
-from mtl_core.registry import Registry
+from app.train import service as train_service
+from mtl_core.model.registry import Registry
+from mtl_core.ops import auth
 from mtl_core.store import add_annotation, add_texts, history, upsert_queue_items
 
 PASSWORD = "correct horse battery"
@@ -70,7 +70,7 @@ def test_sign_in_required_and_wrong_password(team):
     with pytest.raises(KeyError):
         at.text_area(key="predict_text")  # no page runs before sign-in
     with pytest.raises(ValueError, match="Known pages: \\['Sign in'\\]"):
-        at.switch_page("pages/train.py")  # the sign-in form is the only page registered
+        at.switch_page("app_pages/train.py")  # the sign-in form is the only page registered
     _sign_in(at, "root", "wrong password")
     assert [e.value for e in at.error] == ["Wrong username or password."]
     at.text_input(key="auth_login_username").input("nobody")
@@ -87,7 +87,7 @@ def test_sign_in_required_and_wrong_password(team):
 
 @pytest.mark.parametrize("page", ["predict", "review", "train", "models", "data"])
 def test_page_script_run_directly_still_asks_to_sign_in(team, page):
-    """Streamlit may run a script of pages/ without the entry point: each page guards itself."""
+    """Streamlit may run a script of app_pages/ without the entry point: each page guards itself."""
     at = AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=90).run()
     assert not at.exception
     assert at.text_input(key="auth_login_password")
@@ -108,22 +108,22 @@ def test_annotator_cannot_train_promote_or_activate_but_admin_can(team, workspac
     add_corrections(workspace, 3)
     version = add_round_version(workspace)
     finished_round(workspace, version)
-    anna = _as("anna", "pages/train.py")
+    anna = _as("anna", "app_pages/train.py")
     assert not anna.exception
     for key in ("round_start", "round_promote", "round_discard"):
         with pytest.raises(KeyError):
             anna.button(key=key)
     assert "Only admins can start or cancel fine-tuning rounds" in _infos(anna)
     assert "Only admins can promote models. You are signed in as anna (annotator)." in _infos(anna)
-    anna.switch_page("pages/models.py").run()
+    anna.switch_page("app_pages/models.py").run()
     anna.selectbox(key="models_version").set_value(version).run()
     with pytest.raises(KeyError):
         anna.button(key="models_activate")
     assert "Only admins can activate or roll back models" in _infos(anna)
 
-    root = _as("root", "pages/train.py")
+    root = _as("root", "app_pages/train.py")
     assert root.button(key="round_start") and root.button(key="round_promote")
-    root.switch_page("pages/models.py").run()
+    root.switch_page("app_pages/models.py").run()
     root.selectbox(key="models_version").set_value(version).run()
     assert root.button(key="models_activate")
 
@@ -139,7 +139,7 @@ def test_role_is_checked_again_at_the_click(team, workspace, monkeypatch):
     for button in ("round_promote", "round_start"):
         with team() as s:
             auth.set_role(s, "temp", "admin")
-        at = _as("temp", "pages/train.py")
+        at = _as("temp", "app_pages/train.py")
         with team() as s:
             auth.set_role(s, "temp", "annotator")  # demoted while the page was open
         at.button(key=button).click().run()
@@ -158,7 +158,7 @@ def _seed_item(sessions, text: str) -> int:
 
 def test_annotation_records_the_signed_in_user(team):
     text_id = _seed_item(team, "A film I will not forget.")
-    at = _as("anna", "pages/review.py")
+    at = _as("anna", "app_pages/review.py")
     assert not at.exception
     with pytest.raises(KeyError):
         at.text_input(key="review_annotator_input")  # no name prompt in team mode
@@ -183,11 +183,11 @@ def _conflict(sessions) -> int:
 def test_adjudication_needs_reviewer_or_admin(team):
     text_id = _conflict(team)
     save = f"review_adj_save_sentiment_{text_id}"
-    anna = _as("anna", "pages/review.py")
+    anna = _as("anna", "app_pages/review.py")
     anna.selectbox(key="review_adj_task").set_value("sentiment").run()
     assert anna.button(key=save).disabled
     assert "Only reviewers or admins can record final labels" in _infos(anna)
-    rita = _as("rita", "pages/review.py")
+    rita = _as("rita", "app_pages/review.py")
     rita.selectbox(key="review_adj_task").set_value("sentiment").run()
     assert not rita.button(key=save).disabled
     rita.button(key=save).click().run()

@@ -8,10 +8,10 @@ import pytest
 from argon2 import PasswordHasher
 from store_helpers import fresh_session
 
-from mtl_core import auth
-from mtl_core.cli import main
+from mtl_core.cli.main import main
+from mtl_core.ops import auth
+from mtl_core.store.db import open_store
 from mtl_core.store.models import ROLES, User
-from mtl_core.worker import open_store
 
 PASSWORD = "correct horse battery"
 

@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 from round_helpers import add_round_version
 
-from mtl_core import backup, worker
-from mtl_core.backup import BackupError, create_backup, restore_backup
-from mtl_core.cli import main
-from mtl_core.inference import Predictor
-from mtl_core.registry import Registry
+from mtl_core.cli.main import main
+from mtl_core.model.registry import Registry
+from mtl_core.model.version_marks import discard_version, discarded_versions
+from mtl_core.ops import backup, worker
+from mtl_core.ops.backup import BackupError, create_backup, restore_backup
+from mtl_core.serve.predictor import Predictor
 from mtl_core.store import add_annotation, add_texts, export_annotations_jsonl, history, undo_last
-from mtl_core.version_marks import discard_version, discarded_versions
 
 TEXTS = ["a great film", "an awful film", "Obama visited Paris"]
 

@@ -17,7 +17,7 @@ NEXT = "Is the new Apple store in London open on Sundays?"  # shown after the co
 
 
 def _seed(home) -> int:
-    from mtl_core import worker
+    from mtl_core.ops import worker
     from mtl_core.store import add_texts, upsert_queue_items
 
     engine, sessions = worker.open_store(home)
@@ -33,7 +33,7 @@ def _seed(home) -> int:
 
 
 def _events(home, text_id: int) -> list[tuple[str, str, object, str]]:
-    from mtl_core import worker
+    from mtl_core.ops import worker
     from mtl_core.store import history
 
     engine, sessions = worker.open_store(home)

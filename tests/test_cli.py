@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from mtl_core.cli import main
-from mtl_core.registry import Registry
-from mtl_core.testing import make_tiny_checkpoint
+from mtl_core.cli.main import main
+from mtl_core.model.registry import Registry
+from mtl_core.model.testing import make_tiny_checkpoint
 
 
 @pytest.fixture

@@ -16,14 +16,14 @@ from pathlib import Path
 import pytest
 from core_fixtures import make_tiny_encoder_dir, write_toy_tasks
 
-from mtl_core import worker
-from mtl_core.inference import Predictor
-from mtl_core.modeling import ModelConfig
-from mtl_core.pipeline import train_new_version
-from mtl_core.registry import Registry
+from mtl_core.model.modeling import ModelConfig
+from mtl_core.model.registry import Registry
+from mtl_core.ops import worker
+from mtl_core.serve.predictor import Predictor
 from mtl_core.store import add_annotation, add_texts, get_job, mark_stale_jobs_failed
 from mtl_core.store.jobs import pid_alive
-from mtl_core.training import TrainConfig
+from mtl_core.train.loop import TrainConfig
+from mtl_core.train.pipeline import train_new_version
 
 TESTS = Path(__file__).parent
 WRITER = TESTS / "annotation_writer.py"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from mtl_core.checkpoint import load_checkpoint
-from mtl_core.distill import attach_teacher_targets, soft_loss, soft_targets
-from mtl_core.features import IGNORE, Feature, featurize
+from mtl_core.model.checkpoint import load_checkpoint
+from mtl_core.model.features import IGNORE, Feature, featurize
+from mtl_core.train.distill import attach_teacher_targets, soft_loss, soft_targets
 
 
 def _tiny(tiny_checkpoint):
@@ -81,8 +81,8 @@ def test_matching_the_teacher_is_a_stationary_point():
 def test_distill_bounds_are_checked():
     import pytest
 
-    from mtl_core.finetune import RoundConfig
-    from mtl_core.training import TrainConfig
+    from mtl_core.rounds.finetune import RoundConfig
+    from mtl_core.train.loop import TrainConfig
 
     with pytest.raises(ValueError, match="distill"):
         TrainConfig(distill=1.5)

@@ -6,10 +6,10 @@ import shutil
 
 import torch
 
-from mtl_core.checkpoint import load_checkpoint, save_checkpoint
-from mtl_core.compare import predict_answers
 from mtl_core.data.examples import Example
-from mtl_core.edit_memory import attach_round_memory, build_task_memory, representations
+from mtl_core.eval.compare import predict_answers
+from mtl_core.model.checkpoint import load_checkpoint, save_checkpoint
+from mtl_core.model.edit_memory import attach_round_memory, build_task_memory, representations
 
 TEXTS = ["a quiet film about nothing much", "the best picture of the year , truly", "a dull and lifeless mess",
          "what is the tallest mountain ?", "call now to claim your prize", "bbc news : markets fall again"]

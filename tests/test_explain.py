@@ -1,4 +1,4 @@
-"""Attention rollout and gradient saliency (mtl_core.explain) on the tiny model."""
+"""Attention rollout and gradient saliency (mtl_core.serve.explain) on the tiny model."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from mtl_core.explain import Saliency, attention_rollout, saliency
+from mtl_core.serve.explain import Saliency, attention_rollout, saliency
 
 TEXT = "Apple opened a new store in Paris, and Tom Hanks loved it!"
 TASKS = ["sentiment", "sentiment_score", "topic", "question_type", "spam", "ner"]
@@ -135,8 +135,8 @@ def test_saliency_errors(tiny_predictor):
 def test_saliency_on_the_real_encoder():
     from transformers import AutoTokenizer
 
-    from mtl_core.inference import Predictor
-    from mtl_core.modeling import ModelConfig, build_model, default_encoder_dir
+    from mtl_core.model.modeling import ModelConfig, build_model, default_encoder_dir
+    from mtl_core.serve.predictor import Predictor
     from mtl_core.tasks import load_task_file
 
     torch.manual_seed(0)

@@ -11,9 +11,9 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxscript")
 pytest.importorskip("onnxruntime")
 
-from mtl_core.checkpoint import load_checkpoint  # noqa: E402
-from mtl_core.encoding import encode_texts  # noqa: E402
-from mtl_core.export import ONNX_FILE, export_model, max_difference, onnx_outputs, onnx_session  # noqa: E402
+from mtl_core.model.checkpoint import load_checkpoint  # noqa: E402
+from mtl_core.model.encoding import encode_texts  # noqa: E402
+from mtl_core.serve.export import ONNX_FILE, export_model, max_difference, onnx_outputs, onnx_session  # noqa: E402
 
 TEXTS = ["The stock market fell in London today.", "ok", "What is the capital of Peru ?", "word " * 200,
          "emoji 😀 and 你好"]
@@ -62,7 +62,7 @@ def test_output_shapes_follow_the_input(exported):
 
 
 def test_cli_export(workspace, tmp_path, capsys):
-    from mtl_core.cli import main
+    from mtl_core.cli.main import main
 
     out = tmp_path / "exported"
     assert main(["export", "--onnx", "--out", str(out), "--json"]) == 0
@@ -72,9 +72,9 @@ def test_cli_export(workspace, tmp_path, capsys):
 
 
 def test_edit_memory_is_part_of_the_exported_graph(tiny_checkpoint, tmp_path):
-    from mtl_core.compare import predict_answers
     from mtl_core.data.examples import Example
-    from mtl_core.edit_memory import build_task_memory
+    from mtl_core.eval.compare import predict_answers
+    from mtl_core.model.edit_memory import build_task_memory
 
     model, tok, task_file, _ = load_checkpoint(tiny_checkpoint)
     spec = model.tasks["sentiment"]

@@ -8,9 +8,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mtl_core.decoding import _word_end, bio_to_spans
-from mtl_core.encoding import encode_texts
-from mtl_core.inference import Int8Linear, Predictor
+from mtl_core.model.decoding import _word_end, bio_to_spans
+from mtl_core.model.encoding import encode_texts
+from mtl_core.serve.predictor import Predictor
+from mtl_core.serve.quantize import Int8Linear
 
 TEXTS = [
     "I loved this movie, it was wonderful!",
@@ -147,7 +148,7 @@ def test_span_scores_are_plain_floats():
 def test_rust_tokenizer_path_matches_the_transformers_call(tiny_predictor):
     """encode_texts calls the Rust tokenizer directly; it must give what tokenizer(...) gives, untruncated,
     even when the shared backend was left with truncation on by another caller."""
-    from mtl_core.encoding import tokenize_whole
+    from mtl_core.model.encoding import tokenize_whole
 
     tok = tiny_predictor.tokenizer
     texts = TEXTS[:10] + ["", "[SEP] [CLS] [MASK]", "\u200b\u200b", "x" * 3000, "word " * 400]

@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 from core_fixtures import make_tiny_encoder_dir, write_toy_tasks
 
-from mtl_core import worker
-from mtl_core.checkpoint import load_checkpoint
-from mtl_core.compare import (
+from mtl_core.data.examples import Example
+from mtl_core.eval.compare import (
     compare_answers,
     confusion_diff,
     fixed_and_broken,
@@ -21,16 +20,17 @@ from mtl_core.compare import (
     regressions,
     tags_to_spans,
 )
-from mtl_core.data.examples import Example
-from mtl_core.finetune import RoundConfig, run_round
-from mtl_core.modeling import ModelConfig
-from mtl_core.pipeline import train_new_version
-from mtl_core.registry import Registry
-from mtl_core.round_data import build_round_data, load_corrections, spans_to_example
+from mtl_core.model.checkpoint import load_checkpoint
+from mtl_core.model.modeling import ModelConfig
+from mtl_core.model.registry import Registry
+from mtl_core.model.version_marks import discard_version, discarded_versions
+from mtl_core.ops import worker
+from mtl_core.rounds.finetune import RoundConfig, run_round
+from mtl_core.rounds.round_data import build_round_data, load_corrections, spans_to_example
 from mtl_core.store import add_annotation, add_texts, create_job, get_job, job_metrics, undo_last
 from mtl_core.tasks import TaskSpec, load_task_file
-from mtl_core.training import TrainConfig
-from mtl_core.version_marks import discard_version, discarded_versions
+from mtl_core.train.loop import TrainConfig
+from mtl_core.train.pipeline import train_new_version
 
 TESTS = Path(__file__).parent
 NEW_POS = [f"the film number {900 + i} was zesty indeed" for i in range(6)]
@@ -70,7 +70,7 @@ def _correct(sessions, texts, task, values, annotator="ann"):
 
 
 def _toy_test_text(home, root) -> str:
-    from mtl_core.pipeline import prepare
+    from mtl_core.train.pipeline import prepare
 
     _, prepared = prepare(Path(root) / "tasks.yaml", home)
     return prepared["polarity"]["test"][0].text
@@ -91,7 +91,7 @@ def test_round_data_excludes_test_uses_replay_and_latest_label(ws):
         undo_last(s, "u")
         corrections = load_corrections(s)
     assert undone.id not in {c.event_id for c in corrections}
-    from mtl_core.pipeline import prepare
+    from mtl_core.train.pipeline import prepare
 
     task_file, prepared = prepare(Path(root) / "tasks.yaml", home)
     data = build_round_data(task_file, prepared, corrections, replay_ratio=4, upsample=2, min_replay=8)
@@ -204,7 +204,7 @@ def test_cancel_gives_cancelled_and_no_version(ws, monkeypatch):
 def test_crash_leaves_job_failed_and_active_untouched(ws, monkeypatch):
     home, sessions, root = ws
     _correct(sessions, NEW_POS[:3], "polarity", ["pos"] * 3)
-    import mtl_core.finetune as ft
+    import mtl_core.rounds.finetune as ft
 
     def boom(*args, **kwargs):
         raise RuntimeError("training exploded")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mtl_core.checkpoint import load_checkpoint
-from mtl_core.edit_memory import EditMemory
-from mtl_core.encoding import encode_texts
-from mtl_core.modeling import pool
-from mtl_core.testing import make_tiny_checkpoint
+from mtl_core.model.checkpoint import load_checkpoint
+from mtl_core.model.edit_memory import EditMemory
+from mtl_core.model.encoding import encode_texts
+from mtl_core.model.modeling import pool
+from mtl_core.model.testing import make_tiny_checkpoint
 
 TEXTS = ["a quiet film", "what is the tallest mountain in the world ?", "call now to claim your prize !!",
          "Jürgen met 北京 friends 🎉 at noon"]

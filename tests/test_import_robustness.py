@@ -9,8 +9,8 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from app import review_exchange_service as exchange_service
-from mtl_core import worker
+from app.review import exchange_service
+from mtl_core.ops import worker
 from mtl_core.store import add_annotation, add_texts, exchange, undo_last
 from mtl_core.store.import_file import ImportFileError, read_records
 from mtl_core.store.models import AnnotationEvent, TextRow

@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from mtl_core.checkpoint import CheckpointError, load_checkpoint
-from mtl_core.inference import NoModelError, Predictor, load_active_predictor
-from mtl_core.registry import Registry
-from mtl_core.testing import make_tiny_checkpoint
+from mtl_core.model.checkpoint import CheckpointError, load_checkpoint
+from mtl_core.model.registry import Registry
+from mtl_core.model.testing import make_tiny_checkpoint
+from mtl_core.serve.predictor import NoModelError, Predictor, load_active_predictor
 from mtl_core.types import ClassPrediction, RegressionPrediction, TokenPrediction
 
 ODD = [

@@ -35,7 +35,7 @@ def test_sessions_asking_for_the_same_text_share_one_forward(tiny_predictor):
     import threading
     import time
 
-    from app import services
+    from app.shared import services
 
     calls: list[int] = []
 

@@ -8,8 +8,8 @@ from conftest import ROOT
 from round_helpers import add_round_version, frame
 from streamlit.testing.v1 import AppTest
 
-from mtl_core.registry import Registry
-from mtl_core.version_marks import discard_version
+from mtl_core.model.registry import Registry
+from mtl_core.model.version_marks import discard_version
 
 
 @pytest.fixture(autouse=True)
@@ -21,7 +21,7 @@ def _fresh_resource_cache():
 def _models_page() -> AppTest:
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
     at.run()
-    return at.switch_page("pages/models.py").run()
+    return at.switch_page("app_pages/models.py").run()
 
 
 def test_lists_every_version_with_parent_and_status(workspace):

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mtl_core.inference import Predictor
-from mtl_core.testing import make_tiny_checkpoint
+from mtl_core.model.testing import make_tiny_checkpoint
+from mtl_core.serve.predictor import Predictor
 
 SPECIAL = "\x00\x07\t\n\r\u200b\u200d\u200e\u200f\u202e\ufeff\u0301 😀🎉👍🏽 שלום مرحبا 你好世界 Ωµ∑ \ud7ff"
 pieces = st.one_of(

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from transformers import AutoTokenizer
 
-from mtl_core.checkpoint import save_checkpoint
-from mtl_core.inference import Predictor
-from mtl_core.modeling import ModelConfig, build_model, default_encoder_dir
+from mtl_core.model.checkpoint import save_checkpoint
+from mtl_core.model.modeling import ModelConfig, build_model, default_encoder_dir
+from mtl_core.serve.predictor import Predictor
 from mtl_core.tasks import load_task_file
 
 pytestmark = pytest.mark.integration

@@ -8,19 +8,11 @@ import pytest
 from conftest import register_copy
 from sqlalchemy import select
 
-from mtl_core import worker
 from mtl_core.data.examples import Example
 from mtl_core.data.prepare import prepare_task
-from mtl_core.pipeline import data_cache_dir
-from mtl_core.review_jobs import (
-    Pool,
-    PoolError,
-    PoolSpec,
-    bio_spans,
-    load_pool,
-    parse_pool,
-    score_and_store,
-)
+from mtl_core.model.testing import make_tiny_checkpoint
+from mtl_core.ops import worker
+from mtl_core.review.jobs import Pool, PoolError, PoolSpec, bio_spans, load_pool, parse_pool, score_and_store
 from mtl_core.store import (
     add_annotation,
     add_texts,
@@ -32,8 +24,8 @@ from mtl_core.store import (
 )
 from mtl_core.store.models import QueueItem, TextRow
 from mtl_core.tasks import load_task_file
-from mtl_core.testing import make_tiny_checkpoint
 from mtl_core.types import ClassPrediction, Prediction, RegressionPrediction, TokenPrediction
+from mtl_core.workspace import data_cache_dir
 
 TASKS = ["sentiment", "sentiment_score", "topic", "question_type", "spam", "ner"]
 
@@ -167,7 +159,7 @@ def test_predict_pool_with_previous_version_and_annotator_conflicts(sessions, wo
 
 
 def test_cancel_keeps_finished_rounds(sessions, workspace, monkeypatch):
-    import mtl_core.review_jobs as rj
+    import mtl_core.review.jobs as rj
 
     monkeypatch.setattr(rj, "CHUNK", 8)
     texts = [f"text {i} for a cancelled run" for i in range(40)]

@@ -9,10 +9,9 @@ import streamlit as st
 from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
-from app import review_agreement_service as agreement_service
-from app import review_exchange_service as exchange_service
-from app import review_service as rs
-from mtl_core import worker
+from app.review import agreement_service, exchange_service
+from app.review import service as rs
+from mtl_core.ops import worker
 from mtl_core.store import (
     add_annotation,
     add_texts,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mtl_core.review_queue import (
+from mtl_core.review.queue import (
     annotator_conflict,
     candidates_for,
     contradictions,
@@ -112,7 +112,7 @@ def test_annotator_conflict():
 
 def test_score_pool_batches_and_progress():
     texts = [f"text {i}" for i in range(10)]
-    calls, progress, seen = [], [], []
+    calls, seen = [], []
 
     def predict_fn(batch):
         calls.append(len(batch))
@@ -125,13 +125,12 @@ def test_score_pool_batches_and_progress():
         texts,
         TASKS,
         batch_size=4,
-        progress=lambda d, n: progress.append((d, n)),
         labels=labels,
         model_version="v0003",
         on_batch=lambda s, p: seen.append((s, len(p))),
     )
     assert (
-        calls == [4, 4, 2] and progress == [(4, 10), (8, 10), (10, 10)] and seen == [(0, 4), (4, 4), (8, 2)]
+        calls == [4, 4, 2] and seen == [(0, 4), (4, 4), (8, 2)]
     )
     assert {(c.reason, c.index) for c in found[:2]} == {("contradiction", 7), ("model_vs_label", 2)}
     assert {c.model_version for c in found} == {"v0003"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from store_helpers import fresh_session
 
-from mtl_core.review_queue import Candidate
+from mtl_core.review.queue import Candidate
 from mtl_core.store import (
     add_annotation,
     add_texts,

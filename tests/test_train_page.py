@@ -8,11 +8,11 @@ from conftest import ROOT
 from round_helpers import add_corrections, add_round_version, finished_round, frame, running_round
 from streamlit.testing.v1 import AppTest
 
-from app import train_service
-from mtl_core import worker
-from mtl_core.registry import Registry
+from app.train import service as train_service
+from mtl_core.model.registry import Registry
+from mtl_core.model.version_marks import discarded_versions
+from mtl_core.ops import worker
 from mtl_core.store import top_queue
-from mtl_core.version_marks import discarded_versions
 
 
 @pytest.fixture(autouse=True)
@@ -24,7 +24,7 @@ def _fresh_resource_cache():
 def _train_page() -> AppTest:
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
     at.run()
-    return at.switch_page("pages/train.py").run()
+    return at.switch_page("app_pages/train.py").run()
 
 
 def _texts(at: AppTest) -> str:
@@ -96,7 +96,7 @@ def test_failed_round_shows_message_and_log(workspace):
 
 
 def _predict_outputs(at: AppTest) -> tuple[str, list[str]]:
-    at.switch_page("pages/predict.py").run()
+    at.switch_page("app_pages/predict.py").run()
     at.text_area(key="predict_text").input("Tom Hanks loved the film in London.")
     at.button(key="predict_button").click().run()
     captions = [c.value for c in at.caption]
@@ -110,7 +110,7 @@ def test_promote_swaps_the_active_model_and_its_predictions(workspace):
     finished_round(workspace, version)
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60).run()
     before, answers_before = _predict_outputs(at)
-    at.switch_page("pages/train.py").run()
+    at.switch_page("app_pages/train.py").run()
     assert not at.exception
     deltas = frame(at, "delta (points)")
     assert deltas["task"].tolist() == ["Sentiment"] and deltas["delta (points)"][0] > 0

@@ -6,13 +6,13 @@ import pytest
 import torch
 from core_fixtures import make_tiny_encoder_dir, write_toy_tasks
 
-from mtl_core.inference import load_active_predictor
-from mtl_core.modeling import ModelConfig
-from mtl_core.pipeline import train_new_version
-from mtl_core.registry import Registry
+from mtl_core.model.modeling import ModelConfig
+from mtl_core.model.registry import Registry
+from mtl_core.serve.predictor import load_active_predictor
 from mtl_core.tasks import load_task_file
-from mtl_core.training import Cancelled, TrainConfig
-from mtl_core.weighting import LossWeighting, TaskSampler
+from mtl_core.train.loop import Cancelled, TrainConfig
+from mtl_core.train.pipeline import train_new_version
+from mtl_core.train.weighting import LossWeighting, TaskSampler
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from app import batch
-from mtl_core.uploads import MAX_UPLOAD_BYTES, MAX_UPLOAD_MB
+from app.predict import batch
+from mtl_core.data.uploads import MAX_UPLOAD_BYTES, MAX_UPLOAD_MB
 
 if sys.version_info >= (3, 11):
     import tomllib

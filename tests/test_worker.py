@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mtl_core import worker
+from mtl_core.ops import worker
 from mtl_core.store import get_job, job_metrics, mark_stale_jobs_failed
 
 TESTS = Path(__file__).parent

@@ -3,7 +3,7 @@
 import os
 import time
 
-from mtl_core.worker import handler
+from mtl_core.ops.worker import handler
 
 
 @handler("test_count")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from .html import SPECIAL_TOKENS, esc
+from app.components.html import SPECIAL_TOKENS, esc
 
 MAX_THUMB_TOKENS = 24  # thumbnails are block-averaged down to this many tokens (keeps the figure small)
 

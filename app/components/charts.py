@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
+from app.components.html import SPECIAL_TOKENS, esc
 from mtl_core.types import ClassPrediction, RegressionPrediction
-
-from .html import SPECIAL_TOKENS, esc
 
 COMPACT = dict(margin=dict(l=10, r=10, t=10, b=10))
 

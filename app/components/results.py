@@ -5,10 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from app.components.charts import probability_bars, regression_gauge
+from app.components.html import entity_colors, legend_html, ner_html
 from mtl_core.types import ClassPrediction, Prediction, RegressionPrediction, TokenPrediction
-
-from .charts import probability_bars, regression_gauge
-from .html import entity_colors, legend_html, ner_html
 
 
 def task_title(name: str) -> str:

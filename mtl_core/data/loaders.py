@@ -11,12 +11,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..tasks import TaskSpec
-from .bio import normalise_tags
-from .corpora import BUILTINS, builtin_files
-from .errors import DataSourceError
-from .examples import Example
-from .readers import read_conll, read_jsonl, read_table
+from mtl_core.data.bio import normalise_tags
+from mtl_core.data.corpora import BUILTINS, builtin_files
+from mtl_core.data.errors import DataSourceError
+from mtl_core.data.examples import Example
+from mtl_core.data.readers import read_conll, read_jsonl, read_table
+from mtl_core.tasks import TaskSpec
 
 Loader = Callable[[dict], list[Example]]
 

@@ -10,10 +10,10 @@ import json
 import os
 from pathlib import Path
 
-from ..tasks import TaskFile, TaskSpec
-from .examples import Example
-from .loaders import load_examples, source_files
-from .splits import SPLITS, label_counts, split_examples, subsample, value_stats
+from mtl_core.data.examples import Example
+from mtl_core.data.loaders import load_examples, source_files
+from mtl_core.data.splits import SPLITS, label_counts, split_examples, subsample, value_stats
+from mtl_core.tasks import TaskFile, TaskSpec
 
 CACHE_VERSION = 1
 

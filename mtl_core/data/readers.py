@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .errors import DataSourceError
+from mtl_core.data.errors import DataSourceError
 
 FALLBACK_ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")  # latin-1 decodes any byte: last resort
 DELIMITERS = (",", "\t", ";", "|")

@@ -14,8 +14,8 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from .bio import entity_types_of
-from .examples import Example
+from mtl_core.data.bio import entity_types_of
+from mtl_core.data.examples import Example
 
 SPLITS = ("train", "dev", "test")
 DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)

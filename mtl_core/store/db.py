@@ -16,6 +16,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from mtl_core.workspace import workspace_dir
+
 try:
     import fcntl
 except ImportError:  # Windows: no file locks, migrations just aren't serialised there
@@ -63,7 +65,10 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-def session_factory(engine: Engine) -> sessionmaker[Session]:
+Sessions = sessionmaker[Session]  # the type every store caller passes around: `with sessions() as s: ...`
+
+
+def session_factory(engine: Engine) -> Sessions:
     """Sessions keep loaded objects usable after commit (the app renders them afterwards)."""
     return sessionmaker(bind=engine, expire_on_commit=False)
 
@@ -192,3 +197,9 @@ def retry_locked(fn: Callable[..., T]) -> Callable[..., T]:
         raise AssertionError("unreachable")
 
     return wrapper
+
+
+def open_store(home: str | Path | None = None) -> tuple[Engine, Sessions]:
+    """(engine, sessionmaker) for the workspace's database, migrated to the latest schema."""
+    engine = init_db(database_url(workspace_dir(home)))
+    return engine, session_factory(engine)

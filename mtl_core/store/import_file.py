@@ -11,8 +11,8 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
+from mtl_core.data.uploads import MAX_UPLOAD_BYTES, UTF16_BOMS, upload_problem
 from mtl_core.store.models import EVENT_KINDS
-from mtl_core.uploads import MAX_UPLOAD_BYTES, UTF16_BOMS, upload_problem
 
 REQUIRED_FIELDS = ("text", "task", "kind", "annotator", "created_at")
 STRING_FIELDS = ("text", "task", "kind", "annotator", "created_at", "source", "reason", "event_key", "undoes_key")

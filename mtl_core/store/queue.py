@@ -1,4 +1,4 @@
-"""The review queue: scored items (from `mtl_core.review_queue`) stored, ranked and counted."""
+"""The review queue: scored items (from `mtl_core.review.queue`) stored, ranked and counted."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""Data page: the tasks and their data."""

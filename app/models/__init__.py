@@ -1,0 +1,1 @@
+"""Models page: every version, roll back."""

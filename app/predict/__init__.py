@@ -1,0 +1,1 @@
+"""Predict page: single text with explanations, batch files."""

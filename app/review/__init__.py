@@ -1,0 +1,1 @@
+"""Review page: the queue, the label editor, pools, agreement, import/export."""

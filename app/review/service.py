@@ -1,0 +1,198 @@
+"""Review page services: sending texts to review, the queue and the labelling actions.
+
+Plain functions over a sessionmaker (no widgets), so tests call them directly. Every labelling
+action appends an event to the annotation log; nothing here updates or deletes one. Pools and
+scoring jobs, span editing, agreement and export/import live in the other `review_*_service` modules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from mtl_core.review.queue import candidates_for
+from mtl_core.store import (
+    QueueEntry,
+    add_annotation,
+    add_texts,
+    get_texts,
+    history,
+    load_predictions,
+    queue_progress,
+    record_predictions,
+    top_queue,
+    undo_last,
+    upsert_queue_items,
+)
+from mtl_core.store.models import AnnotationEvent, QueueItem, TextRow
+from mtl_core.tasks import TaskFile, TaskSpec
+from mtl_core.types import ClassPrediction, Prediction, RegressionPrediction, TaskPrediction, TokenPrediction
+
+PREDICT_POOL = "predict"
+
+# ---------------------------------------------------------------- send to review (Predict page)
+
+
+@dataclass(frozen=True)
+class SentToReview:
+    text_id: int
+    queued: int  # queue items written for the text
+
+
+def send_to_review(sessions, prediction: Prediction, version: str, task_file: TaskFile) -> SentToReview:
+    """Store a Predict-page text (source 'predict'), its predictions for `version`, and its
+    uncertainty/contradiction candidates as queue items. Re-sending refreshes, never duplicates."""
+    with sessions() as s:
+        [text_id] = add_texts(s, [prediction.text], source=PREDICT_POOL)
+        record_predictions(s, [text_id], [prediction], version)
+        candidates = candidates_for(prediction, 0, task_file)
+        queued = upsert_queue_items(
+            s, candidates, text_ids=[text_id], pool=PREDICT_POOL, model_version=version
+        ) if candidates else 0
+    return SentToReview(text_id, queued)
+
+
+# ---------------------------------------------------------------- the queue
+
+
+def next_item(sessions, annotator: str, task: str | None = None, reason: str | None = None) -> QueueEntry | None:
+    """The highest-scored item this annotator has not labelled, accepted or skipped yet."""
+    with sessions() as s:
+        found = top_queue(s, limit=1, task=task, reason=reason, annotator=annotator)
+    return found[0] if found else None
+
+
+def item_for(sessions, text_id: int, task: str | None) -> QueueEntry | None:
+    """The best queue item of a text (preferring `task`): where the view returns after an undo."""
+    with sessions() as s:
+        query = (
+            select(QueueItem, TextRow.text)
+            .join(TextRow, TextRow.id == QueueItem.text_id)
+            .where(QueueItem.text_id == text_id)
+            .order_by((QueueItem.task == task).desc(), QueueItem.score.desc(), QueueItem.id)
+            .limit(1)
+        )
+        row = s.execute(query).first()
+    if row is None:
+        return None
+    q, text = row
+    return QueueEntry(q.id, q.text_id, text, q.task, q.reason, q.detail, q.score, q.pool, q.model_version,
+                      q.created_at)
+
+
+def progress(sessions, annotator: str, task: str | None = None, reason: str | None = None) -> tuple[int, int]:
+    """(done, total) for this annotator under the filters."""
+    with sessions() as s:
+        counts = queue_progress(s, task, annotator=annotator)
+    if reason is None:
+        return counts["done"], counts["total"]
+    part = counts["by_reason"].get(reason, {"done": 0, "total": 0})
+    return part["done"], part["total"]
+
+
+def stored_prediction(sessions, entry: QueueEntry) -> Prediction | None:
+    """The queued version's stored answers (used when no model can be loaded)."""
+    if not entry.model_version:
+        return None
+    with sessions() as s:
+        return load_predictions(s, [entry.text_id], entry.model_version)[0]
+
+
+def model_value(answer: TaskPrediction) -> Any:
+    """A head's answer in the annotation-value format: class, float, or [{start, end, label}]."""
+    if isinstance(answer, ClassPrediction):
+        return answer.label
+    if isinstance(answer, RegressionPrediction):
+        return round(float(answer.value), 3)
+    if isinstance(answer, TokenPrediction):
+        return [{"start": s.start, "end": s.end, "label": s.label} for s in answer.spans]
+    raise TypeError(f"unknown prediction type {type(answer).__name__}")
+
+
+def format_value(value: Any, text: str | None = None) -> str:
+    """A label as one readable line (spans with their text when `text` is given)."""
+    if value is None:
+        return "—"
+    if isinstance(value, list):
+        if not value:
+            return "(no entities)"
+        parts = []
+        for span in sorted(value, key=lambda s: int(s["start"])):
+            shown = text[int(span["start"]):int(span["end"])] if text is not None else f"{span['start']}-{span['end']}"
+            parts.append(f"{shown} [{span['label']}]")
+        return "; ".join(parts)
+    if isinstance(value, float):
+        return f"{value:+.2f}"
+    return str(value)
+
+
+def check_value(spec: TaskSpec, value: Any, text: str) -> Any:
+    """Validate a label against its task before it is written; returns the normalised value."""
+    if spec.kind == "classification":
+        if value not in spec.labels:
+            raise ValueError(f"{spec.name}: {value!r} is not one of {spec.labels}")
+        return value
+    if spec.kind == "regression":
+        lo, hi = spec.value_range
+        number = float(value)
+        if not lo <= number <= hi:
+            raise ValueError(f"{spec.name}: {number} is outside [{lo}, {hi}]")
+        return round(number, 3)
+    spans = sorted(({"start": int(s["start"]), "end": int(s["end"]), "label": str(s["label"])} for s in value),
+                   key=lambda s: s["start"])
+    for span in spans:
+        if span["label"] not in spec.labels or not 0 <= span["start"] < span["end"] <= len(text):
+            raise ValueError(f"{spec.name}: bad span {span}")
+    for a, b in zip(spans, spans[1:]):
+        if b["start"] < a["end"]:
+            raise ValueError(f"{spec.name}: spans overlap at character {b['start']}")
+    return spans
+
+
+def record(sessions, text_id: int, task: str, value: Any, annotator: str, kind: str, reason: str | None) -> int:
+    """Append a label / accept / skip event; returns its id."""
+    with sessions() as s:
+        return add_annotation(s, text_id, task, value, annotator, kind=kind, reason=reason).id
+
+
+@dataclass(frozen=True)
+class Undone:
+    text_id: int
+    task: str
+    kind: str  # the kind of the event that was undone
+
+
+def undo(sessions, annotator: str) -> Undone | None:
+    """Cancel the annotator's latest effective event (a new 'undo' event); None when nothing is left."""
+    with sessions() as s:
+        event = undo_last(s, annotator)
+        if event is None:
+            return None
+        target = s.get(AnnotationEvent, event.undoes_event_id)
+        return Undone(event.text_id, event.task, target.kind if target is not None else "?")
+
+
+@dataclass(frozen=True)
+class LogRow:
+    id: int
+    time: datetime
+    annotator: str
+    task: str
+    kind: str
+    value: str
+    reason: str | None
+    undone: bool
+
+
+def event_log(sessions, text_id: int) -> list[LogRow]:
+    """Every event of a text, oldest first, undone ones marked."""
+    with sessions() as s:
+        events = history(s, text_id)
+        text = get_texts(s, [text_id]).get(text_id, "")
+    undone = {e.undoes_event_id for e in events if e.kind == "undo"}
+    return [LogRow(e.id, e.created_at, e.annotator, e.task, e.kind,
+                   "" if e.kind in ("skip", "undo") else format_value(e.value, text), e.reason, e.id in undone)
+            for e in events]

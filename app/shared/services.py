@@ -1,0 +1,145 @@
+"""Model access for the pages: cached predictor, cached per-text predictions, batch prediction.
+
+The only app module that runs the model. Pages read `Registry().active` on every run, so promoting
+another version swaps the model on the next rerun without a restart.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable
+
+import streamlit as st
+
+from mtl_core.model.registry import Registry
+from mtl_core.serve.explain import Saliency, saliency
+from mtl_core.serve.predictor import NoModelError, Predictor, load_active_predictor
+from mtl_core.types import Prediction
+from mtl_core.workspace import workspace_dir
+
+# Sessions share one model object; `set_attention` flips shared config, so forwards take turns.
+MODEL_LOCK = threading.RLock()
+PREDICTION_CACHE_SIZE = 16  # per session; each entry holds the attention tensor (~5 MB for MiniLM)
+# Across sessions, per predictor: annotators reviewing the same queue item share one forward and one
+# saliency instead of queueing N identical ones on MODEL_LOCK (bench/load_sessions.py).
+SHARED_CACHE_SIZE = 32
+BATCH_SIZE = 64
+_shared: weakref.WeakKeyDictionary[Predictor, OrderedDict] = weakref.WeakKeyDictionary()
+_SHARED_LOCK = threading.Lock()  # not MODEL_LOCK: a cache hit never waits behind a forward
+
+
+def workspace_home() -> str:
+    return str(workspace_dir())
+
+
+def active_version(home: str) -> str:
+    version = Registry(home).active
+    if version is None:
+        raise NoModelError(f"no trained model in {home}")
+    return version
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the model…")
+def get_predictor(version: str, home: str) -> Predictor:
+    """One Predictor per (active version, workspace); a new active version is a new cache key."""
+    del version  # only part of the cache key: load_active_predictor reads the registry itself
+    return load_active_predictor(home)
+
+
+def current_predictor() -> tuple[Predictor, str]:
+    """(predictor, active version id) for the workspace; raises NoModelError when there is none."""
+    home = workspace_home()
+    version = active_version(home)
+    return get_predictor(version, home), version
+
+
+def _session_cache(name: str) -> OrderedDict:
+    if name not in st.session_state:
+        st.session_state[name] = OrderedDict()
+    return st.session_state[name]
+
+
+def _remember(cache: OrderedDict, key, value, size: int = PREDICTION_CACHE_SIZE) -> None:
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > size:
+        cache.popitem(last=False)
+
+
+def _shared_get(predictor: Predictor, key):
+    with _SHARED_LOCK:
+        cache = _shared.get(predictor)
+        if cache is None or key not in cache:
+            return None
+        cache.move_to_end(key)
+        return cache[key]
+
+
+def _shared_put(predictor: Predictor, key, value) -> None:
+    with _SHARED_LOCK:
+        _remember(_shared.setdefault(predictor, OrderedDict()), key, value, SHARED_CACHE_SIZE)
+
+
+def _computed_once(predictor: Predictor, key, compute: Callable[[], object]) -> tuple[object, bool]:
+    """(value, fresh?) from the cross-session cache, computing it under MODEL_LOCK only when no session has:
+    sessions that waited on the lock for the same key take the first one's result."""
+    value = _shared_get(predictor, key)
+    if value is not None:
+        return value, False
+    with MODEL_LOCK:
+        value = _shared_get(predictor, key)
+        if value is not None:
+            return value, False
+        value = compute()
+        _shared_put(predictor, key, value)  # before the lock goes to the next waiter
+    return value, True
+
+
+def predict_one(predictor: Predictor, version: str, text: str) -> tuple[Prediction, bool]:
+    """(prediction with attentions, fresh?) for one text; cached per (version, text) in the session,
+    so a rerun caused by an explain selector never repeats the forward, and across sessions."""
+    cache = _session_cache("_mtl_predictions")
+    key = (version, text)
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key], False
+
+    def forward() -> Prediction:
+        pred = predictor.predict([text], with_attention=True)[0]
+        st.session_state["last_latency_ms"] = predictor.last_latency_ms
+        return pred
+
+    pred, fresh = _computed_once(predictor, ("prediction", version, text), forward)
+    _remember(cache, key, pred)
+    return pred, fresh
+
+
+def explain_saliency(predictor: Predictor, version: str, text: str, task: str, method: str) -> Saliency:
+    """Saliency for one task, cached per (version, text, task, method) in the session."""
+    cache = _session_cache("_mtl_saliency")
+    key = (version, text, task, method)
+    if key not in cache:
+        value, _ = _computed_once(predictor, ("saliency", *key), lambda: saliency(predictor, text, task, method=method))
+        _remember(cache, key, value)
+    return cache[key]
+
+
+def predict_many(predictor: Predictor, texts: list[str],
+                 on_progress: Callable[[int, int], None] | None = None) -> list[Prediction]:
+    """Every task for many texts, in batches of BATCH_SIZE; `on_progress(done, total)` after each.
+
+    Texts are sorted by length first so each batch pads to similar lengths; results keep input order.
+    """
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    results: list[Prediction | None] = [None] * len(texts)
+    for start in range(0, len(order), BATCH_SIZE):
+        idx = order[start:start + BATCH_SIZE]
+        with MODEL_LOCK:
+            preds = predictor.predict([texts[i] for i in idx], batch_size=BATCH_SIZE)
+        for i, pred in zip(idx, preds):
+            results[i] = pred
+        if on_progress is not None:
+            on_progress(min(start + BATCH_SIZE, len(texts)), len(texts))
+    return results  # type: ignore[return-value]

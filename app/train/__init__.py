@@ -1,0 +1,1 @@
+"""Train page: start a round, follow it, compare old and new, promote or discard."""

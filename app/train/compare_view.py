@@ -1,0 +1,168 @@
+"""A finished round: old vs new (deltas, per-label, confusion difference, fixed/broken), promote/discard.
+
+All st.* calls happen in the script thread (button callbacks included).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from app.components.html import esc
+from app.components.results import task_title
+from app.shared import auth_view
+from app.train import service as train_service
+from mtl_core.eval.compare import REGRESSION_THRESHOLD
+
+FLASH = "_round_flash"
+
+
+def flash(kind: str, text: str) -> None:
+    st.session_state[FLASH] = (kind, text)
+
+
+def show_flash() -> None:
+    kind, text = st.session_state.pop(FLASH, (None, None))
+    if kind:
+        getattr(st, kind)(text)
+
+
+def deltas_frame(comparison: dict) -> pd.DataFrame:
+    test = comparison.get("test", {})
+    corr = comparison.get("corrections", {}).get("counts", {})
+    weights = comparison.get("corrections_weights_only", {})
+    memory = comparison.get("edit_memory", {})
+    rows = []
+    for task, row in test.get("tasks", {}).items():
+        c, w = corr.get(task, {}), weights.get(task, {})
+        rows.append({
+            "task": task_title(task), "metric": row["metric"], "old": row["old"], "new": row["new"],
+            "delta (points)": 100 * row["delta"],
+            "corrections right (old → new)": f"{c['right_old']} → {c['right_new']} / {c['n']}" if c else "",
+            "by the weights alone": f"{w['right_new']} / {w['n']}" if w else "",
+            "edit memory keys": memory.get(task, {}).get("keys", 0) if c else "",
+            "regressed": row["delta"] < -REGRESSION_THRESHOLD,
+        })
+    return pd.DataFrame(rows)
+
+
+def confusion_figure(entry: dict) -> go.Figure:
+    labels = [esc(label) for label in entry["labels"]]
+    diff = entry["diff"]
+    peak = max((abs(v) for row in diff for v in row), default=1) or 1
+    fig = go.Figure(go.Heatmap(
+        z=diff, x=labels, y=labels, colorscale="RdBu", zmid=0, zmin=-peak, zmax=peak,
+        text=[[f"{v:+d}" if v else "" for v in row] for row in diff], texttemplate="%{text}",
+        hovertemplate="gold %{y} → predicted %{x}: %{z:+d}<extra></extra>",
+    ))
+    fig.update_layout(height=120 + 32 * len(labels), xaxis_title="predicted", yaxis_title="gold",
+                      yaxis_autorange="reversed", margin=dict(l=10, r=10, t=10, b=10))
+    return fig
+
+
+def _examples_frame(rows: list[dict]) -> pd.DataFrame:
+    cols = ["split", "task", "text", "gold", "old", "new"]
+    return pd.DataFrame([{k: r.get(k, "") for k in cols} for r in rows], columns=cols)
+
+
+def _promote(version: str) -> None:
+    if not auth_view.allowed("promote"):
+        flash("error", auth_view.denied_message("promote"))
+        return
+    try:
+        train_service.promote(version)
+    except Exception as exc:  # a checkpoint deleted by hand etc.
+        flash("error", f"Could not promote {version}: {exc}")
+        return
+    flash("success", f"{version} is now the active model: predictions use it from now on.")
+
+
+def _discard(version: str) -> None:
+    if not auth_view.allowed("discard"):
+        flash("error", auth_view.denied_message("discard"))
+        return
+    try:
+        train_service.discard(version)
+    except ValueError as exc:
+        flash("error", str(exc))
+        return
+    flash("info", f"{version} was discarded: it stays registered (see Models) but is not used.")
+
+
+def _send_broken(rows: list[dict], version: str, base: str) -> None:
+    from app.shared.store_service import get_sessions
+
+    n = train_service.send_to_review(get_sessions(), rows, version, base)
+    flash("success", f"{n} broken example(s) sent to the review queue.")
+
+
+def render_round_result(job) -> None:
+    result = job.result or {}
+    comparison = result.get("comparison") or {}
+    version, base = result.get("version"), result.get("base_version")
+    if not version or not comparison:
+        st.warning(f"Round {job.id} finished without a comparison.")
+        return
+    test, corr = comparison.get("test", {}), comparison.get("corrections", {})
+    st.subheader(f"Round {job.id}: {base} → {version}")
+    n_corr = sum(c["n"] for c in corr.get("counts", {}).values())
+    right = sum(c["right_new"] for c in corr.get("counts", {}).values())
+    right_old = sum(c["right_old"] for c in corr.get("counts", {}).values())
+    a, b, c, d = st.columns(4)
+    a.metric("Corrections right", f"{right}/{n_corr}", delta=right - right_old)
+    b.metric("Test examples fixed", test.get("n_fixed", 0))
+    c.metric("Test examples broken", test.get("n_broken", 0), delta=-test.get("n_broken", 0))
+    d.metric("Round time", f"{result.get('timings', {}).get('total', 0):.0f} s")
+    st.dataframe(deltas_frame(comparison), hide_index=True, key="round_deltas", column_config={
+        "old": st.column_config.NumberColumn(format="%.4f"), "new": st.column_config.NumberColumn(format="%.4f"),
+        "delta (points)": st.column_config.NumberColumn(format="%+.2f")})
+    regs = comparison.get("regressions", [])
+    if regs:
+        st.warning("The test metric dropped by more than 1 point on: "
+                   + ", ".join(task_title(t) for t in regs) + ". Check the broken examples before promoting.")
+    tabs = st.tabs(["Per label", "Confusion difference", f"Fixed ({test.get('n_fixed', 0)})",
+                    f"Broken ({test.get('n_broken', 0)})", "Corrections"], key="round_tabs")
+    with tabs[0]:
+        st.dataframe(pd.DataFrame(test.get("labels", [])), hide_index=True, key="round_labels")
+    with tabs[1]:
+        confusion = test.get("confusion", {})
+        if confusion:
+            task = st.selectbox("Task", list(confusion), key="round_confusion_task", format_func=task_title)
+            st.caption("New minus old counts (rows: gold, columns: predicted). More on the diagonal is better.")
+            st.plotly_chart(confusion_figure(confusion[task]), key="round_confusion_chart")
+        else:
+            st.caption("No classification task in this comparison.")
+    with tabs[2]:
+        st.dataframe(_examples_frame(test.get("fixed", [])), hide_index=True, key="round_fixed")
+    with tabs[3]:
+        st.dataframe(_examples_frame(test.get("broken", [])), hide_index=True, key="round_broken")
+    with tabs[4]:
+        st.dataframe(_examples_frame(corr.get("fixed", []) + corr.get("broken", [])), hide_index=True,
+                     key="round_corr_changes")
+    _actions(version, base, regs, test.get("broken", []) + corr.get("broken", []))
+
+
+def _actions(version: str, base: str, regs: list[str], broken: list[dict]) -> None:
+    state = train_service.version_state(version)
+    if state == "missing":
+        st.error(f"{version} is no longer registered.")
+        return
+    left, mid, right = st.columns([1, 1, 2])
+    right.button("Send broken to review", key="round_send_broken", disabled=not broken,
+                 on_click=_send_broken, args=(broken, version, base))
+    if state == "active":
+        left.success(f"{version} is active.")
+        return
+    if not auth_view.allowed("promote"):
+        auth_view.denied_note("promote")
+        return
+    confirmed = True
+    if regs:
+        confirmed = st.checkbox(f"Promote {version} anyway, although {', '.join(map(task_title, regs))} "
+                                "dropped by more than 1 point", key=f"round_confirm_{version}")
+    left.button(f"Promote {version}", key="round_promote", type="primary", disabled=not confirmed,
+                on_click=_promote, args=(version,))
+    mid.button("Discard", key="round_discard", disabled=state == "discarded", on_click=_discard, args=(version,))
+    if state == "discarded":
+        st.caption(f"{version} is discarded; promoting it is still possible.")

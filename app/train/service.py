@@ -1,0 +1,134 @@
+"""Fine-tuning rounds for the pages: start/cancel/find jobs, read curves, promote/discard, send to review.
+
+No st.* calls here (the views render); only plain functions over the workspace and its store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from datetime import datetime, timezone
+
+import pandas as pd
+
+from mtl_core.model.registry import Registry
+from mtl_core.model.version_marks import discard_version, discarded_versions
+from mtl_core.ops import worker
+from mtl_core.rounds.finetune import RoundConfig
+from mtl_core.rounds.round_data import correction_counts
+from mtl_core.store import (
+    add_texts,
+    get_job,
+    job_metrics,
+    list_jobs,
+    mark_stale_jobs_failed,
+    upsert_queue_items,
+)
+from mtl_core.store.models import Job, utcnow
+from mtl_core.workspace import workspace_dir
+
+JOB_KIND = "train_round"
+ACTIVE_STATUSES = ("queued", "running")
+
+
+def home() -> str:
+    return str(workspace_dir())
+
+
+def launch(params: dict) -> int:
+    """Start a round in the background worker (raises worker.JobBusy when one is running)."""
+    return worker.launch(JOB_KIND, params, home())
+
+
+def start_round(cfg: RoundConfig, base_version: str, sessions) -> int:
+    params = {f.name: getattr(cfg, f.name) for f in fields(RoundConfig)}
+    with sessions() as s:
+        mark_stale_jobs_failed(s, worker.STALE_AFTER_S)
+    return launch({**params, "base_version": base_version})
+
+
+def cancel(job_id: int) -> None:
+    worker.request_cancel(job_id, home())
+
+
+def counts(sessions) -> dict[str, int]:
+    with sessions() as s:
+        return correction_counts(s)
+
+
+def current_job(sessions) -> Job | None:
+    """The running (or queued) round if any, else the newest round of any status; stale ones get failed."""
+    with sessions() as s:
+        mark_stale_jobs_failed(s, worker.STALE_AFTER_S)
+        jobs = list_jobs(s, kind=JOB_KIND, limit=20)
+    for job in jobs:
+        if job.status in ACTIVE_STATUSES:
+            return job
+    return jobs[0] if jobs else None
+
+
+def refresh(sessions, job_id: int) -> Job | None:
+    with sessions() as s:
+        return get_job(s, job_id)
+
+
+def recent_jobs(sessions, limit: int = 10) -> list[Job]:
+    with sessions() as s:
+        return list_jobs(s, kind=JOB_KIND, limit=limit)
+
+
+def eta_seconds(job: Job) -> float | None:
+    """Remaining seconds from the elapsed time and the step count (None until a step is done)."""
+    if not job.started_at or not job.step or not job.total:
+        return None
+    elapsed = (utcnow() - job.started_at).total_seconds()
+    return max(0.0, elapsed / job.step * (job.total - job.step))
+
+
+def curves(sessions, job_id: int) -> pd.DataFrame:
+    """The job's metric points: step, task, name, value."""
+    with sessions() as s:
+        rows = [{"step": m.step, "task": m.task or "all", "name": m.name, "value": m.value}
+                for m in job_metrics(s, job_id)]
+    return pd.DataFrame(rows, columns=["step", "task", "name", "value"])
+
+
+def version_state(version: str) -> str:
+    """"active", "discarded", "inactive" or "missing" for a version id."""
+    reg = Registry(home())
+    try:
+        reg.get(version)
+    except KeyError:
+        return "missing"
+    if reg.active == version:
+        return "active"
+    return "discarded" if version in discarded_versions(home()) else "inactive"
+
+
+def promote(version: str) -> None:
+    """Make `version` the active model (predictors swap on the next rerun); clears a discard mark."""
+    Registry(home()).activate(version)
+    if version in discarded_versions(home()):
+        discard_version(version, home(), discarded=False)
+
+
+def discard(version: str) -> None:
+    discard_version(version, home())
+
+
+def send_to_review(sessions, rows: list[dict], version: str, base: str) -> int:
+    """Queue examples (fixed/broken rows of a comparison) for review with reason "version_vs_version"."""
+    items = []
+    with sessions() as s:
+        for row in rows:
+            source = f"dataset:{row['task']}" if row.get("split") == "test" else "corrections"
+            (text_id,) = add_texts(s, [row["text"]], source=source,
+                                   dataset_split="test" if row.get("split") == "test" else None)
+            detail = (f"{base} -> {version}: was {row['old']}, now {row['new']} (gold {row['gold']}, "
+                      f"{row.get('split', '')})")
+            items.append({"text_id": text_id, "task": row["task"], "reason": "version_vs_version",
+                          "detail": detail, "score": 1.0, "model_version": version})
+        return upsert_queue_items(s, items) if items else 0
+
+
+def created(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M")

@@ -1,0 +1,161 @@
+"""Train page: round settings, live progress of the running round, the last round's outcome.
+
+A running round is found again from the jobs table after a reload; progress refreshes in a fragment.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from app.components.results import task_title
+from app.shared import auth_view
+from app.shared.store_service import get_sessions
+from app.train import service as train_service
+from app.train.compare_view import flash, render_round_result, show_flash
+from mtl_core.model.registry import Registry
+from mtl_core.ops.worker import JobBusy
+from mtl_core.rounds.finetune import STRATEGIES, RoundConfig
+from mtl_core.train.weighting import SAMPLINGS, WEIGHTINGS
+
+STRATEGY_HELP = {
+    "full": "Full: the whole encoder adapts (embeddings stay fixed).",
+    "freeze": "Freeze: the lower K encoder layers stay fixed; the upper ones and the heads adapt.",
+    "lora": "LoRA: small low-rank adapters on attention query/value, merged into the weights at the end.",
+}
+LEARNING_RATES = [1e-5, 2e-5, 3e-5, 5e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3, 5e-3]
+LORA_RANKS = [2, 4, 8, 16, 32]
+
+
+def render_page() -> None:
+    may_train = auth_view.allowed("train")
+    if not may_train:
+        auth_view.denied_note("train")
+    base = Registry(train_service.home()).active
+    if base is None:
+        st.info("No trained model in this workspace yet: run `python -m mtl_core train --quick` first.")
+        return
+    sessions = get_sessions()
+    show_flash()
+    job = train_service.current_job(sessions)
+    if job is not None and job.status in train_service.ACTIVE_STATUSES:
+        _progress_panel(job.id)
+        return
+    if job is not None:
+        _last_round(job)
+        st.divider()
+    if may_train:
+        _settings(base, sessions)
+
+
+def _last_round(job) -> None:
+    if job.status == "done":
+        render_round_result(job)
+    elif job.status == "failed":
+        st.error(f"Round {job.id} failed: {job.message or 'no message'}")
+        with st.expander("Log", expanded=False, key="round_failed_log"):
+            st.code(job.log or "(empty)", language="text")
+    else:
+        st.info(f"Round {job.id} was {job.status}: {job.message or ''}")
+
+
+def _settings(base: str, sessions) -> None:
+    st.subheader(f"New round from {base}")
+    counts = train_service.counts(sessions)
+    if not counts:
+        st.info("No corrections yet: label or correct predictions on the Review page, then come back.")
+        return
+    st.dataframe(pd.DataFrame([{"task": task_title(t), "corrections": n} for t, n in sorted(counts.items())]),
+                 hide_index=True, key="round_counts")
+    d = RoundConfig()
+    with st.form("round_form"):
+        tasks = st.multiselect("Learn from the corrections of", sorted(counts), default=sorted(counts),
+                               key="round_tasks", format_func=lambda t: f"{task_title(t)} ({counts[t]})")
+        strategy = st.radio("Strategy", STRATEGIES, index=STRATEGIES.index(d.strategy), horizontal=True,
+                            key="round_strategy", format_func=str.capitalize,
+                            captions=[STRATEGY_HELP[s] for s in STRATEGIES])
+        a, b = st.columns(2)
+        freeze = a.number_input("Frozen lower layers K (freeze)", 0, 24, d.freeze_layers, key="round_freeze_layers")
+        rank = b.selectbox("LoRA rank r (lora)", LORA_RANKS, index=LORA_RANKS.index(d.lora_r), key="round_lora_r")
+        weighting = a.selectbox("Loss weighting", WEIGHTINGS, index=WEIGHTINGS.index(d.loss_weighting),
+                                key="round_loss_weighting")
+        sampling = b.selectbox("Task sampling", SAMPLINGS, index=SAMPLINGS.index(d.sampling), key="round_sampling")
+        steps = a.number_input("Steps", 10, 5000, d.steps, step=10, key="round_steps")
+        replay = b.slider("Replay ratio (original examples per correction)", 0.0, 10.0, d.replay_ratio, 0.5,
+                          key="round_replay")
+        lr = a.select_slider("Encoder learning rate (full / freeze)", LEARNING_RATES, value=d.encoder_lr,
+                             key="round_lr", format_func=lambda v: f"{v:.0e}")
+        lora_lr = b.select_slider("Adapter learning rate (lora)", LEARNING_RATES, value=d.lora_lr,
+                                  key="round_lora_lr", format_func=lambda v: f"{v:.0e}")
+        distill = a.slider("Replay keeps the old model's answers (1) … gold labels (0)", 0.0, 1.0, d.distill, 0.1,
+                           key="round_distill")
+        memory = b.checkbox("Edit memory for corrections the new weights still get wrong", d.edit_memory,
+                            key="round_edit_memory",
+                            help="A remembered correction answers its own text and close paraphrases only; "
+                                 "see docs/FINETUNE.md")
+        start = st.form_submit_button("Start round", type="primary", key="round_start")
+    if not start:
+        return
+    if not auth_view.allowed("train"):  # checked again at the click: the role may have changed since
+        st.error(auth_view.denied_message("train"))
+        return
+    if not tasks:
+        st.warning("Pick at least one task to learn from.")
+        return
+    try:
+        cfg = RoundConfig(tasks=list(tasks), strategy=strategy, freeze_layers=int(freeze), lora_r=int(rank),
+                          lora_alpha=2 * int(rank), loss_weighting=weighting, sampling=sampling, steps=int(steps),
+                          replay_ratio=float(replay), encoder_lr=float(lr), lora_lr=float(lora_lr),
+                          distill=float(distill), edit_memory=bool(memory))
+        job_id = train_service.start_round(cfg, base, sessions)
+    except JobBusy:
+        st.warning("A round is already running: wait for it to finish or cancel it first.")
+        return
+    except ValueError as exc:
+        st.error(f"Invalid settings: {exc}")
+        return
+    flash("info", f"Round {job_id} started from {base}.")
+    st.rerun()
+
+
+def _cancel(job_id: int) -> None:
+    if not auth_view.allowed("train"):
+        flash("error", auth_view.denied_message("train"))
+        return
+    train_service.cancel(job_id)
+
+
+def _fmt_seconds(s: float | None) -> str:
+    if s is None:
+        return "…"
+    return f"{int(s // 60)}m {int(s % 60):02d}s" if s >= 60 else f"{s:.0f}s"
+
+
+@st.fragment(run_every=2)
+def _progress_panel(job_id: int) -> None:
+    job = train_service.refresh(get_sessions(), job_id)
+    if job is None or job.status not in train_service.ACTIVE_STATUSES:
+        st.rerun()  # finished: the full page shows the outcome
+        return
+    st.subheader(f"Round {job.id} — {job.status}")
+    total = job.total or 0
+    st.progress(min(1.0, job.progress or 0.0),
+                text=f"{job.message or 'starting…'} · step {job.step or 0}/{total} · "
+                     f"ETA {_fmt_seconds(train_service.eta_seconds(job))}")
+    st.button("Cancel round", key="round_cancel", on_click=_cancel, args=(job.id,),
+              disabled=not auth_view.allowed("train"))
+    points = train_service.curves(get_sessions(), job.id)
+    loss = points[points["name"] == "train_loss"]
+    dev = points[points["name"] == "dev"]
+    left, right = st.columns(2)
+    if not loss.empty:
+        fig = px.line(loss, x="step", y="value", color="task", labels={"value": "training loss"})
+        fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), title="Training loss per task")
+        left.plotly_chart(fig, key="round_loss_chart")
+    if not dev.empty:
+        fig = px.line(dev, x="step", y="value", color="task", markers=True, labels={"value": "dev metric"})
+        fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), title="Dev metric per task")
+        right.plotly_chart(fig, key="round_dev_chart")
+    if loss.empty and dev.empty:
+        st.caption("Curves appear after the first logged steps.")

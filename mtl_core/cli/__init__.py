@@ -1,0 +1,1 @@
+"""The command line: `python -m mtl_core ...` (main), `users ...`, `backup`/`restore`."""

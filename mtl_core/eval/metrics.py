@@ -1,0 +1,100 @@
+"""Per-task metrics on prepared splits: classification, regression, entity-level NER."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.stats import pearsonr, spearmanr
+from seqeval.metrics import classification_report as seq_report
+from seqeval.metrics import f1_score, precision_score, recall_score
+from sklearn.metrics import accuracy_score, classification_report, confusion_matrix
+from sklearn.metrics import f1_score as sk_f1
+
+from mtl_core.model.decoding import regression_value
+from mtl_core.model.features import Feature, collate, featurize, predicted_word_tags, sorted_batches
+from mtl_core.model.runner import ModelRunner
+from mtl_core.tasks import TaskFile, TaskSpec
+
+PRIMARY = {"classification": "macro_f1", "regression": "pearson", "token_classification": "f1"}
+
+
+@torch.inference_mode()
+def task_outputs(model, spec: TaskSpec, features: list[Feature], pad_id: int, device, batch_size: int = 64) -> list:
+    """Raw head outputs per feature (numpy), in feature order; only this task's head runs."""
+    model.eval()
+    out: list = [None] * len(features)
+    for idx in sorted_batches(features, batch_size):
+        batch = collate([features[i] for i in idx], spec.kind, pad_id)
+        logits = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
+                       tasks=[spec.name]).logits[spec.name].float().cpu().numpy()
+        for row, i in enumerate(idx):
+            out[i] = logits[row]
+    return out
+
+
+def classification_metrics(spec: TaskSpec, gold: list[str], pred: list[str]) -> dict:
+    m = {
+        "accuracy": accuracy_score(gold, pred),
+        "macro_f1": sk_f1(gold, pred, labels=spec.labels, average="macro", zero_division=0),
+        "report": classification_report(gold, pred, labels=spec.labels, output_dict=True, zero_division=0),
+        "confusion": confusion_matrix(gold, pred, labels=spec.labels).tolist(),
+    }
+    for label in spec.labels:
+        m[f"f1_{label}"] = m["report"][label]["f1-score"]
+    return m
+
+
+def regression_metrics(gold: list[float], pred: list[float]) -> dict:
+    g, p = np.asarray(gold, dtype=float), np.asarray(pred, dtype=float)
+    constant = g.std() == 0 or p.std() == 0
+    return {
+        "pearson": 0.0 if constant else float(pearsonr(g, p)[0]),
+        "spearman": 0.0 if constant else float(spearmanr(g, p)[0]),
+        "mae": float(np.abs(g - p).mean()),
+    }
+
+
+def ner_metrics(gold: list[list[str]], pred: list[list[str]]) -> dict:
+    return {
+        "precision": precision_score(gold, pred, zero_division=0),
+        "recall": recall_score(gold, pred, zero_division=0),
+        "f1": f1_score(gold, pred, zero_division=0),
+        "report": seq_report(gold, pred, output_dict=True, zero_division=0),
+    }
+
+
+def evaluate_task(runner: ModelRunner, spec: TaskSpec, examples: list) -> dict:
+    feats = featurize(spec, examples, runner.tokenizer, runner.length_for(spec))
+    outs = task_outputs(runner.model, spec, feats, runner.pad_id, runner.device)
+    if spec.kind == "classification":
+        pred = [spec.labels[int(o.argmax())] for o in outs]
+        m = classification_metrics(spec, [ex.label for ex in examples], pred)
+    elif spec.kind == "regression":
+        m = regression_metrics([ex.label for ex in examples], [regression_value(spec, float(o[0])) for o in outs])
+    else:
+        gold = [list(ex.tags) for ex in examples]
+        pred = [predicted_word_tags(spec, f, o.argmax(-1).tolist(), len(g)) for f, o, g in zip(feats, outs, gold)]
+        m = ner_metrics(gold, pred)
+    m["n"] = len(examples)
+    m["primary"] = m[PRIMARY[spec.kind]]
+    return m
+
+
+def evaluate(runner: ModelRunner, task_file: TaskFile, prepared: dict, split: str = "test",
+             tasks: list[str] | None = None) -> dict:
+    """-> {"tasks": {name: metrics}, "average": mean of each task's primary metric}."""
+    results = {}
+    for spec in task_file.tasks:
+        if (tasks and spec.name not in tasks) or not prepared.get(spec.name, {}).get(split):
+            continue
+        results[spec.name] = evaluate_task(runner, spec, prepared[spec.name][split])
+    avg = float(np.mean([m["primary"] for m in results.values()])) if results else 0.0
+    return {"tasks": results, "average": avg, "split": split}
+
+
+def headline(metrics: dict) -> dict[str, dict[str, float]]:
+    """The scalar metrics only (drops reports and confusion matrices), for JSON and tables."""
+    return {
+        name: {k: round(float(v), 4) for k, v in m.items() if isinstance(v, (int, float, np.floating))}
+        for name, m in metrics["tasks"].items()
+    }

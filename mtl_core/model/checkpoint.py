@@ -1,0 +1,127 @@
+"""A checkpoint is a directory; loading it never unpickles anything.
+
+    encoder/            encoder in `save_pretrained` form (config.json + model.safetensors)
+    tokenizer/          the tokenizer files
+    heads.safetensors   task heads (and private upper layers, if any)
+    tasks.json          the task file the heads were built from
+    model_config.json   ModelConfig
+    train_config.json   how it was trained (optional)
+    metrics.json        dev/test metrics (optional)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import AutoConfig, AutoTokenizer
+
+from mtl_core.model.edit_memory import memory_from_state
+from mtl_core.model.modeling import ModelConfig, MultiTaskModel, encoder_from_config, load_encoder
+from mtl_core.tasks import TaskFile, TaskFileError, parse_task_file
+
+REQUIRED = ("encoder/config.json", "tokenizer", "heads.safetensors", "tasks.json", "model_config.json")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint directory is missing, incomplete or corrupted."""
+
+
+def save_checkpoint(
+    model: MultiTaskModel,
+    tokenizer,
+    task_file: TaskFile,
+    out_dir: str | Path,
+    train_config: dict | None = None,
+    metrics: dict | None = None,
+) -> Path:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.encoder.save_pretrained(out / "encoder", safe_serialization=True)
+    tokenizer.save_pretrained(out / "tokenizer")
+    head_state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if not k.startswith("encoder.")}
+    save_file(head_state, str(out / "heads.safetensors"))
+    _write_json(out / "tasks.json", task_file.to_dict())
+    _write_json(out / "model_config.json", asdict(model.config))
+    if train_config is not None:
+        _write_json(out / "train_config.json", train_config)
+    if metrics is not None:
+        _write_json(out / "metrics.json", metrics)
+    return out
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=float), encoding="utf-8")
+    tmp.replace(path)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"checkpoint file {path.name} is unreadable: {exc}") from None
+
+
+def check_checkpoint(path: str | Path) -> Path:
+    """Raise CheckpointError naming what is missing; return the resolved path."""
+    root = Path(path)
+    if not root.is_dir():
+        raise CheckpointError(f"model directory not found: {root}")
+    missing = [name for name in REQUIRED if not (root / name).exists()]
+    if missing:
+        raise CheckpointError(f"checkpoint {root} is incomplete: missing {', '.join(missing)}")
+    return root
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
+    """-> (model in eval mode, tokenizer, task_file, meta dict with train_config/metrics)."""
+    root = check_checkpoint(path)
+    try:
+        task_file = parse_task_file(_read_json(root / "tasks.json"))
+        config = ModelConfig(**_read_json(root / "model_config.json"))
+    except (TaskFileError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {root}: bad task/model config: {exc}") from None
+    try:
+        encoder = load_encoder(str(root / "encoder"))
+        tokenizer = AutoTokenizer.from_pretrained(str(root / "tokenizer"))
+        heads = load_file(str(root / "heads.safetensors"))
+    except Exception as exc:  # safetensors/transformers raise many types for truncated files
+        raise CheckpointError(f"checkpoint {root} is corrupted: {type(exc).__name__}: {exc}") from None
+    model = _assemble(encoder, task_file, config, heads, root)
+    meta = {
+        "train_config": _read_json(root / "train_config.json") if (root / "train_config.json").exists() else {},
+        "metrics": _read_json(root / "metrics.json") if (root / "metrics.json").exists() else {},
+        "encoder_name": _encoder_name(root),
+    }
+    return model.to(device).eval(), tokenizer, task_file, meta
+
+
+def _assemble(encoder, task_file: TaskFile, config: ModelConfig, heads: dict, root: Path) -> MultiTaskModel:
+    if config.shared_layers is not None and config.shared_layers >= encoder.config.num_hidden_layers:
+        # the saved encoder was already cut to K layers; rebuild the private copies' shape from it
+        full = AutoConfig.from_pretrained(str(root / "encoder"))
+        full.num_hidden_layers = _private_depth(heads) + config.shared_layers
+        shell = encoder_from_config(full)
+        shell.load_state_dict(encoder.state_dict(), strict=False)
+        encoder = shell
+    model = MultiTaskModel(encoder, task_file.tasks, config)
+    model.memory.update(memory_from_state(heads, model.tasks))
+    missing, unexpected = model.load_state_dict(heads, strict=False)
+    missing = [k for k in missing if not k.startswith("encoder.")]
+    if missing or unexpected:
+        raise CheckpointError(f"checkpoint {root}: heads do not match tasks (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return model
+
+
+def _private_depth(heads: dict) -> int:
+    idx = {int(k.split(".")[2]) for k in heads if k.startswith("private.")}
+    return max(idx) + 1 if idx else 0
+
+
+def _encoder_name(root: Path) -> str:
+    cfg = _read_json(root / "encoder" / "config.json")
+    return cfg.get("_name_or_path") or cfg.get("model_type", "encoder")

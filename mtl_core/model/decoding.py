@@ -1,0 +1,109 @@
+"""Turn one row of head outputs into a typed task prediction."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from mtl_core.model.encoding import EncodedBatch
+from mtl_core.tasks import TaskSpec
+from mtl_core.types import ClassPrediction, RegressionPrediction, Span, TokenPrediction
+
+TRAILING_PUNCT = ".,!?;:)]}\"'"
+
+
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    z = x - x.max(axis=axis, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def regression_value(spec: TaskSpec, raw: float) -> float:
+    """Heads predict on [-1, 1]; map back to the task's scale (and clip into it)."""
+    lo, hi = spec.value_range
+    mid, half = (lo + hi) / 2, (hi - lo) / 2
+    return float(np.clip(mid + half * raw, lo, hi))
+
+
+def regression_target(spec: TaskSpec, value: float) -> float:
+    lo, hi = spec.value_range
+    return (float(value) - (lo + hi) / 2) / ((hi - lo) / 2)
+
+
+def decode_class(spec: TaskSpec, logits: np.ndarray) -> ClassPrediction:
+    probs = softmax(logits.astype(np.float64))
+    top = np.argsort(-probs)
+    margin = float(probs[top[0]] - probs[top[1]]) if len(probs) > 1 else 1.0
+    return ClassPrediction(
+        label=spec.labels[int(top[0])],
+        score=float(probs[top[0]]),
+        probs={lab: float(p) for lab, p in zip(spec.labels, probs)},
+        margin=margin,
+    )
+
+
+def decode_tokens(spec: TaskSpec, logits: np.ndarray, batch: EncodedBatch, row: int, text: str) -> TokenPrediction:
+    n = batch.lengths[row]
+    probs = softmax(logits[:n].astype(np.float64))
+    names = spec.tag_names
+    starts = batch.word_starts(row, text)
+    tags, words = [], []  # words: (start, end, tag, prob)
+    current = "O"
+    for i in range(n):
+        s, _ = batch.offsets[row][i]
+        if starts[i]:
+            k = int(probs[i].argmax())
+            current = names[k]
+            words.append((s, _word_end(text, s), current, float(probs[i, k])))
+            tags.append(current)
+        elif batch.offsets[row][i][1] > s:
+            tags.append("I-" + current[2:] if current != "O" else "O")
+        else:
+            tags.append("O")
+            current = "O"
+    return TokenPrediction(spans=bio_to_spans(words, text), tags=tags)
+
+
+_NON_SPACE = re.compile(r"\S*")  # str patterns: \s is exactly str.isspace()
+
+
+def _word_end(text: str, start: int) -> int:
+    """First whitespace at or after `start` (or the text's end)."""
+    return _NON_SPACE.match(text, start).end()
+
+
+def bio_to_spans(words: list[tuple[int, int, str, float]], text: str) -> list[Span]:
+    """Group word-level BIO tags into spans; a stray I- starts a new span (lenient, like seqeval's default)."""
+    spans: list[Span] = []
+    cur: list | None = None  # [start, end, label, [probs]]
+    for start, end, tag, p in words:
+        kind, label = (tag[0], tag[2:]) if tag != "O" else ("O", "")
+        if cur is not None and kind == "I" and label == cur[2]:
+            cur[1], cur[3] = end, cur[3] + [p]
+            continue
+        if cur is not None:
+            spans.append(_make_span(cur, text))
+            cur = None
+        if kind in ("B", "I"):
+            cur = [start, end, label, [p]]
+    if cur is not None:
+        spans.append(_make_span(cur, text))
+    return [s for s in spans if s.end > s.start]
+
+
+def _make_span(cur: list, text: str) -> Span:
+    start, end, label, probs = cur
+    while end - 1 > start and text[end - 1] in TRAILING_PUNCT:
+        end -= 1
+    score = float(probs[0]) if len(probs) == 1 else float(np.mean(probs))  # one word: skip numpy's overhead
+    return Span(start=start, end=end, label=label, text=text[start:end], score=score)
+
+
+def decode_task(spec: TaskSpec, logits: np.ndarray, batch: EncodedBatch, row: int, text: str):
+    if spec.kind == "classification":
+        return decode_class(spec, logits)
+    if spec.kind == "regression":
+        lo, hi = spec.value_range
+        return RegressionPrediction(value=regression_value(spec, float(logits[0])), low=lo, high=hi)
+    return decode_tokens(spec, logits, batch, row, text)

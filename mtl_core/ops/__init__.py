@@ -1,0 +1,1 @@
+"""Operations: the background worker, team-mode accounts, backup and restore."""

@@ -1,0 +1,235 @@
+"""Fine-tuning rounds: learn from the corrections in the store without forgetting the rest.
+
+A round runs in phases: load (base version, data, corrections), answer old (the base on the frozen
+test splits and on the corrections), train (corrections + replay, `round_data`), edit memory,
+answer new, save. It registers the result as a new, *inactive* version whose parent is the base.
+Promotion is the user's call (Registry.activate); a round never activates anything.
+
+Runs in the background worker as job kind "train_round" (params: RoundConfig fields + base_version),
+or in-process through `run_round` (benchmarks, tests).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from mtl_core.data import prepare_all
+from mtl_core.eval.compare import answers_for, cached_answers, compare_answers, store_answers
+from mtl_core.model.checkpoint import load_checkpoint, save_checkpoint
+from mtl_core.model.edit_memory import attach_round_memory
+from mtl_core.model.registry import Registry
+from mtl_core.model.runner import ModelRunner
+from mtl_core.progress import Cancelled, JobRun, PrintReporter, Reporter
+from mtl_core.rounds.config import STRATEGIES, RoundConfig
+from mtl_core.rounds.round_data import RoundData, build_round_data, load_corrections
+from mtl_core.store.db import Sessions, open_store
+from mtl_core.tasks import TaskFile
+from mtl_core.train.loop import TrainResult, train
+from mtl_core.workspace import data_cache_dir
+
+__all__ = ["STRATEGIES", "RoundConfig", "RoundResult", "run_round", "train_round_job"]
+
+
+@dataclass
+class RoundResult:
+    """What a round did; `to_dict()` is the job's JSON result (the Train page reads it)."""
+
+    version: str  # the new, inactive version
+    base_version: str
+    strategy: str
+    n_corrections: int
+    counts: dict  # task -> {"corrections", "replay", ...} examples in the round's data
+    skipped: dict  # reason -> corrections that could not be used
+    best_step: int
+    stopped: str  # TrainResult.stopped
+    timings: dict[str, float]  # seconds per phase + "total"
+    comparison: dict  # "test", "corrections", "corrections_weights_only", "edit_memory", "regressions"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class _Round:
+    """State handed from phase to phase."""
+
+    cfg: RoundConfig
+    reg: Registry
+    base: str
+    runner: ModelRunner
+    task_file: TaskFile
+    data_seed: int
+    data: RoundData
+    test_sets: dict[str, list]
+    answers: dict[str, dict] = field(default_factory=dict)  # "old_test", "old_corr", "weights_corr", ...
+    memory: dict = field(default_factory=dict)  # task -> edit-memory stats
+    result: TrainResult | None = None
+    phases: dict[str, float] = field(default_factory=dict)
+
+
+def run_round(home: str | Path | None = None, base_version: str | None = None, cfg: RoundConfig | None = None,
+              sessions: Sessions | None = None, reporter: Reporter | None = None, note: str = "",
+              data_dir: str | None = None) -> RoundResult:
+    """One fine-tuning round; registers the new version (inactive). `Cancelled` if the user cancels."""
+    cfg = cfg or RoundConfig()
+    reporter = reporter or PrintReporter()
+    started = time.perf_counter()
+    r = _load(home, base_version, cfg, sessions, reporter, data_dir)
+    r.phases["load"] = round(time.perf_counter() - started, 3)
+    _timed("evaluate_old", r, lambda: _answer_old(r, reporter))
+    _timed("train", r, lambda: _train(r, reporter))
+    _timed("edit_memory", r, lambda: _edit_memory(r))
+    comparison = _timed("evaluate_new", r, lambda: _answer_new(r, reporter))
+    version = _timed("save", r, lambda: _save(r, comparison, note, reporter))
+    timings = {**r.phases, "total": round(time.perf_counter() - started, 3)}
+    reporter.log(f"registered {version} (inactive) in {timings['total']:.0f}s")
+    assert r.result is not None
+    return RoundResult(version=version, base_version=r.base, strategy=cfg.strategy,
+                       n_corrections=len(r.data.correction_ids), counts=r.data.counts, skipped=r.data.skipped,
+                       best_step=r.result.best_step, stopped=r.result.stopped, timings=timings,
+                       comparison=comparison)
+
+
+def _timed(phase: str, r: _Round, fn):
+    t = time.perf_counter()
+    out = fn()
+    r.phases[phase] = round(time.perf_counter() - t, 3)
+    return out
+
+
+def _load(home, base_version: str | None, cfg: RoundConfig, sessions: Sessions | None, reporter: Reporter,
+          data_dir: str | None) -> _Round:
+    """The base version, its data splits and the store's corrections, as the round's data."""
+    reg = Registry(home)
+    base = base_version or reg.active
+    if base is None:
+        raise ValueError("no model version to fine-tune: train a model first")
+    reg.get(base)  # KeyError naming an unknown version
+    reporter.check_cancelled()
+    reporter.progress(0, cfg.steps, f"loading {base} and the data")
+    model, tokenizer, task_file, meta = load_checkpoint(reg.path_of(base))
+    data_seed = int(meta["train_config"].get("data_seed", meta["train_config"].get("seed", 0)))
+    prepared = prepare_all(task_file, data_cache_dir(reg.home), seed=data_seed, base_dir=data_dir)
+    sessions = sessions or open_store(reg.home)[1]
+    with sessions() as s:
+        corrections = load_corrections(s, cfg.tasks)
+    data = build_round_data(task_file, prepared, corrections, tasks=cfg.tasks, replay_ratio=cfg.replay_ratio,
+                            upsample=cfg.correction_upsample, min_replay=cfg.min_replay,
+                            replay_all_tasks=cfg.replay_all_tasks, stream_size=cfg.steps * cfg.batch_size,
+                            seed=cfg.seed)
+    if not data.correction_ids:
+        raise ValueError(f"no usable corrections (found {len(corrections)}; skipped: {data.skipped})")
+    reporter.log(f"round data: {json.dumps(data.counts)}; skipped {json.dumps(data.skipped)}")
+    test_sets = {n: prepared[n]["test"] for n in model.tasks if prepared.get(n, {}).get("test")}
+    runner = ModelRunner.of(model, tokenizer, cfg.device)
+    model.set_attention(eager=False)  # SDPA: no attention weights needed, faster
+    return _Round(cfg, reg, base, runner, task_file, data_seed, data, test_sets)
+
+
+def _answer_old(r: _Round, reporter: Reporter) -> None:
+    """The base's answers on the test splits (cached per version) and on the corrections."""
+    reporter.progress(0, r.cfg.steps, f"evaluating {r.base} on the test splits")
+    r.answers["old_test"] = cached_answers(r.reg.home, r.base, r.runner, r.test_sets)
+    r.answers["old_corr"] = answers_for(r.runner, r.data.corrections)
+    r.runner.model.memory.clear()  # the base's edits: the round trains the network itself, and rebuilds them after
+
+
+def _train(r: _Round, reporter: Reporter) -> None:
+    reporter.check_cancelled()
+    model = r.runner.model
+    if r.cfg.strategy == "lora":
+        _add_lora(model, r.cfg)
+    r.result = train(model, r.runner.tokenizer, r.task_file, r.data.prepared, r.cfg.train_config(),
+                     reporter=reporter, progress=False)
+    if r.result.stopped == "cancelled":
+        raise Cancelled()
+    if r.cfg.strategy == "lora":
+        model.encoder = model.encoder.merge_and_unload()
+
+
+def _edit_memory(r: _Round) -> None:
+    """Corrections the new weights still get wrong go into the edit memory (`edit_memory.py`)."""
+    r.answers["weights_corr"] = answers_for(r.runner, r.data.corrections)
+    if r.cfg.edit_memory:
+        r.memory = attach_round_memory(r.runner, r.data.corrections, r.data.prepared, r.cfg.memory_radius,
+                                       r.cfg.memory_refs)
+
+
+def _answer_new(r: _Round, reporter: Reporter) -> dict:
+    """The new model's answers and the old-vs-new comparison (test splits, corrections)."""
+    reporter.progress(r.cfg.steps, r.cfg.steps, "evaluating the new model")
+    specs = r.runner.model.tasks
+    a = r.answers
+    a["new_test"] = answers_for(r.runner, r.test_sets)
+    # the weights' answers already are the new ones unless an edit memory was attached
+    a["new_corr"] = answers_for(r.runner, r.data.corrections) if len(r.runner.model.memory) else a["weights_corr"]
+    corr = r.data.corrections
+    comparison = {
+        "test": compare_answers(specs, r.test_sets, a["old_test"], a["new_test"], "test"),
+        "corrections": compare_answers(specs, corr, a["old_corr"], a["new_corr"], "corrections"),
+        "corrections_weights_only": compare_answers(specs, corr, a["old_corr"], a["weights_corr"],
+                                                    "corrections")["counts"],
+        "edit_memory": r.memory,
+    }
+    comparison["regressions"] = comparison["test"]["regressions"]
+    return comparison
+
+
+def _save(r: _Round, comparison: dict, note: str, reporter: Reporter) -> str:
+    """Register the new version (inactive) and cache its test answers; -> its id."""
+    reporter.check_cancelled()
+    reporter.progress(r.cfg.steps, r.cfg.steps, "saving the new version")
+    cfg, data = r.cfg, r.data
+    assert r.result is not None
+    summary = {task: round(row["new"], 4) for task, row in comparison["test"]["tasks"].items()}
+    extra = {
+        "kind": "round",
+        "corrections": data.correction_ids,
+        "correction_counts": {task: c["corrections"] for task, c in data.counts.items() if c["corrections"]},
+        "data_counts": data.counts,
+        "skipped": data.skipped,
+        "round_config": asdict(cfg),
+        "edit_memory": {task: st.get("keys", 0) for task, st in r.memory.items()},
+        "base_metrics": {task: round(row["old"], 4) for task, row in comparison["test"]["tasks"].items()},
+    }
+    metrics = {"test": {"tasks": {k: {"primary": v} for k, v in summary.items()}},
+               "corrections": comparison["corrections"]["counts"], "history": r.result.history}
+    train_config = {**asdict(cfg.train_config()), "data_seed": r.data_seed, "round_config": asdict(cfg),
+                    "parent": r.base}
+    staging = r.reg.staging_dir("round")
+    n_corr = len(data.correction_ids)
+    try:
+        save_checkpoint(r.runner.model.cpu(), r.runner.tokenizer, r.task_file, staging,
+                        train_config=train_config, metrics=metrics)
+        info = r.reg.register(staging, note=note or f"round from {r.base}: {n_corr} corrections ({cfg.strategy})",
+                              parent=r.base, metrics=summary, extra=extra, activate=False)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone after register moved it; cleans up on failure
+    store_answers(r.reg.home, info.id, r.test_sets, r.answers["new_test"])
+    return info.id
+
+
+def train_round_job(ctx: JobRun) -> dict:
+    """Worker entry point (job kind "train_round"): params = RoundConfig fields + base_version (+ note, data_dir)."""
+    params = dict(ctx.params)
+    base = params.pop("base_version", None)
+    note = params.pop("note", "") or ""
+    data_dir = params.pop("data_dir", None)
+    cfg = RoundConfig.from_params(params)
+    ctx.log(f"round config: {json.dumps(asdict(cfg))}")
+    return run_round(ctx.home, base, cfg, sessions=ctx.sessions, reporter=ctx, note=note,
+                     data_dir=data_dir).to_dict()
+
+
+def _add_lora(model, cfg: RoundConfig) -> None:
+    """Wrap the encoder with peft LoRA adapters (merged back before saving: the checkpoint stays plain)."""
+    from peft import LoraConfig, get_peft_model
+
+    targets = ["query", "value"] + (["dense"] if cfg.lora_dense else [])
+    lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0, target_modules=targets,
+                      bias="none")
+    model.encoder = get_peft_model(model.encoder, lora)

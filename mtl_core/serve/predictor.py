@@ -1,0 +1,152 @@
+"""Predictor: every task from one batched forward pass of the shared encoder."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mtl_core.model.checkpoint import load_checkpoint
+from mtl_core.model.decoding import decode_task
+from mtl_core.model.device import device_name, pick_device
+from mtl_core.model.encoding import EncodedBatch, encode_texts
+from mtl_core.serve.quantize import quantize_dynamic
+from mtl_core.types import Prediction
+
+MAX_CHARS = 1_000_000  # refuse absurd inputs before the tokenizer spends seconds on them
+
+
+class Predictor:
+    """Loads a checkpoint once; `predict` answers every task for a list of texts."""
+
+    def __init__(self, model, tokenizer, task_file, meta: dict | None = None, device: str | None = None,
+                 version: str | None = None, quantize: bool = False):
+        self.device = pick_device(device)
+        if quantize:
+            model = quantize_dynamic(model, tokenizer)
+            self.device = torch.device("cpu")
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        self.task_file = task_file
+        self.meta = meta or {}
+        self.version = version
+        self.quantized = quantize
+        self.max_length = model.config.max_length
+        self.last_latency_ms = 0.0
+
+    @classmethod
+    def from_dir(cls, path: str | Path, device: str | None = None, version: str | None = None,
+                 quantize: bool = False) -> Predictor:
+        model, tok, task_file, meta = load_checkpoint(path)
+        return cls(model, tok, task_file, meta, device=device, version=version, quantize=quantize)
+
+    @property
+    def task_names(self) -> list[str]:
+        return self.model.task_names
+
+    @property
+    def device_label(self) -> str:
+        return device_name(self.device)
+
+    def encode(self, texts: list[str]) -> EncodedBatch:
+        _check_texts(texts)
+        return encode_texts(self.tokenizer, texts, self.max_length)
+
+    @torch.inference_mode()
+    def logits(self, batch: EncodedBatch, with_attention: bool = False):
+        """Raw head outputs for one encoded batch: one encoder forward for all tasks."""
+        self.model.set_attention(eager=with_attention)
+        ids = batch.input_ids.to(self.device)
+        mask = batch.attention_mask.to(self.device)
+        with _autocast(self.device):
+            out = self.model(input_ids=ids, attention_mask=mask, output_attentions=with_attention)
+        return out
+
+    def predict(self, texts: list[str] | str, with_attention: bool = False, batch_size: int = 64) -> list[Prediction]:
+        """Every task for every text; texts are length-bucketed so short ones are not padded to long ones."""
+        if isinstance(texts, str):
+            texts = [texts]
+        _check_texts(texts)
+        started = time.perf_counter()
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        results: list[Prediction | None] = [None] * len(texts)
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            for i, pred in zip(idx, self._predict_batch([texts[i] for i in idx], with_attention)):
+                results[i] = pred
+        self.last_latency_ms = (time.perf_counter() - started) * 1000
+        return results  # type: ignore[return-value]
+
+    def _predict_batch(self, texts: list[str], with_attention: bool) -> list[Prediction]:
+        batch = self.encode(texts)
+        out = self.logits(batch, with_attention)
+        logits = {name: t.float().cpu().numpy() for name, t in out.logits.items()}
+        attn = _stack_attention(out.attentions) if with_attention else None
+        preds = []
+        for row, text in enumerate(texts):
+            n = batch.lengths[row]
+            tasks = {
+                name: decode_task(self.model.tasks[name], logits[name][row], batch, row, text)
+                for name in self.task_names
+            }
+            preds.append(Prediction(
+                text=text, tasks=tasks, n_tokens=batch.full_lengths[row], truncated=batch.truncated[row],
+                tokens=batch.tokens[row], offsets=batch.offsets[row],
+                attentions=None if attn is None else attn[row, :, :, :n, :n].copy(),
+            ))
+        return preds
+
+
+def _check_texts(texts) -> None:
+    for t in texts:
+        if not isinstance(t, str):
+            raise TypeError(f"predict() takes strings, got {type(t).__name__}")
+        if len(t) > MAX_CHARS:
+            raise ValueError(f"text of {len(t):,} characters is over the {MAX_CHARS:,} limit")
+
+
+def _stack_attention(attentions) -> np.ndarray:
+    # tuple of L tensors (B, A, T, T) -> (B, L, A, T, T)
+    return torch.stack([a.float() for a in attentions], dim=1).cpu().numpy()
+
+
+def _autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
+
+
+class NoModelError(RuntimeError):
+    """The workspace has no usable model version yet."""
+
+
+def load_active_predictor(home: str | Path | None = None, device: str | None = None,
+                          quantize: bool = False) -> Predictor:
+    """The active version's Predictor; if its checkpoint is broken, the newest version that loads.
+
+    The returned predictor's `.meta["fallback_from"]` names a broken active version, so the UI can warn.
+    """
+    from mtl_core.model.checkpoint import CheckpointError
+    from mtl_core.model.registry import Registry
+
+    reg = Registry(home)
+    active = reg.active
+    if active is None:
+        raise NoModelError(
+            f"no trained model in {reg.home}: run `python -m mtl_core train` (or `--quick`) first"
+        )
+    candidates = [active] + [v.id for v in reversed(reg.versions()) if v.id != active]
+    errors = []
+    for version in candidates:
+        try:
+            pred = Predictor.from_dir(reg.path_of(version), device=device, version=version, quantize=quantize)
+        except CheckpointError as exc:
+            errors.append(f"{version}: {exc}")
+            continue
+        if version != active:
+            pred.meta["fallback_from"] = active
+            pred.meta["fallback_errors"] = errors
+        return pred
+    raise NoModelError("no model version could be loaded: " + "; ".join(errors))

@@ -1,0 +1,1 @@
+"""Training: the multi-task loop, loss weighting and sampling, distillation, and the train-a-version recipe."""

@@ -1,0 +1,82 @@
+"""Replay with the base model's own answers as targets (knowledge distillation, as in LwF).
+
+A fine-tuning round replays original training examples so the shared encoder does not forget. With a
+hard gold label, a replayed example the base model got wrong (or was unsure of) still pulls the model
+somewhere new; with the base model's answer as the target, replay says "keep answering what you
+answered", which is the thing a round must not change. `blend` mixes the two:
+target = blend x teacher + (1 - blend) x gold.
+
+Soft targets are computed once, before training, by the model itself (it is the teacher until its
+first update), in eval mode and without gradients.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mtl_core.model.features import IGNORE, Feature, collate, sorted_batches
+
+
+@torch.no_grad()
+def attach_teacher_targets(model, task: str, kind: str, feats: list[Feature], which: list[bool], blend: float,
+                           pad_id: int, device, n_labels: int, batch_size: int = 64) -> int:
+    """Set `f.soft` on the features flagged in `which`; returns how many got one."""
+    chosen = [f for f, flag in zip(feats, which) if flag]
+    if not chosen or blend <= 0:
+        return 0
+    was_training = model.training
+    model.eval()
+    for idx in sorted_batches(chosen, batch_size):
+        group = [chosen[i] for i in idx]
+        batch = collate(group, kind, pad_id)
+        logits = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
+                       tasks=[task]).logits[task].float().cpu()
+        for f, out in zip(group, logits):
+            f.soft = _blended_target(kind, f, out, blend, n_labels)
+    model.train(was_training)
+    return len(chosen)
+
+
+def _blended_target(kind: str, f: Feature, out: torch.Tensor, blend: float, n_labels: int):
+    if kind == "regression":
+        teacher = out.squeeze(-1)
+    elif kind == "token_classification":
+        teacher = out[: len(f.label)].softmax(-1)
+    else:
+        teacher = out.softmax(-1)
+    return (blend * teacher + (1 - blend) * _gold_target(kind, f, n_labels)).tolist()
+
+
+def _gold_target(kind: str, f: Feature, n_labels: int) -> torch.Tensor:
+    """The gold label as a target: the value (regression), else one-hot per example or per token."""
+    if kind == "regression":
+        return torch.tensor(float(f.label))
+    gold = torch.tensor(f.label if kind == "token_classification" else int(f.label))
+    return nn.functional.one_hot(gold.clamp(min=0), n_labels).float()  # ignored tokens (-100): masked in the loss
+
+
+def soft_targets(features: list[Feature], kind: str, n_labels: int, width: int) -> torch.Tensor | None:
+    """The batch's target tensor when any feature has a soft target (the others get their gold one).
+
+    classification: (B, C) probabilities; token: (B, width, C); regression: (B,) values. None otherwise."""
+    if not any(f.soft is not None for f in features):
+        return None
+    rows = [torch.tensor(f.soft) if f.soft is not None else _gold_target(kind, f, n_labels) for f in features]
+    if kind != "token_classification":
+        return torch.stack(rows).float()
+    out = torch.zeros((len(features), width, n_labels))
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = row
+    return out
+
+
+def soft_loss(kind: str, logits: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy against probability targets (MSE for regression); token positions with no label skip."""
+    if kind == "regression":
+        return nn.functional.mse_loss(logits.squeeze(-1).float(), targets.float())
+    if kind == "token_classification":
+        keep = labels.flatten() != IGNORE
+        flat = logits.flatten(0, 1).float()[keep]
+        return -(targets.flatten(0, 1)[keep] * flat.log_softmax(-1)).sum(-1).mean()
+    return -(targets * logits.float().log_softmax(-1)).sum(-1).mean()
