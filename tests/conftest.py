@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import shutil
 import sys
 from pathlib import Path
 
@@ -12,6 +11,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # plain `pytest` (not `python -m pytest`) does not add the repo root
     sys.path.insert(0, str(ROOT))
+
+from tests.helpers.workspace import register_copy  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -28,16 +29,6 @@ def tiny_predictor(tiny_checkpoint):
     from mtl_core.serve.predictor import Predictor
 
     return Predictor.from_dir(tiny_checkpoint, device="cpu", version="tiny")
-
-
-def register_copy(home: Path, checkpoint: Path, note: str = "tiny", activate: bool = True):
-    """Register a copy of `checkpoint` in the workspace at `home` (register moves its input)."""
-    from mtl_core.model.registry import Registry
-
-    reg = Registry(home)
-    staging = reg.staging_dir()
-    shutil.copytree(checkpoint, staging, dirs_exist_ok=True)
-    return reg.register(staging, note=note, activate=activate)
 
 
 @pytest.fixture
@@ -74,8 +65,8 @@ def flow():
 @pytest.fixture
 def sessions(workspace):
     """Store sessions on the test workspace's database (engine disposed afterwards)."""
-    from mtl_core.ops import worker
+    from mtl_core.store.db import open_store
 
-    engine, factory = worker.open_store(workspace)
+    engine, factory = open_store(workspace)
     yield factory
     engine.dispose()

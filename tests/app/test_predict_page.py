@@ -1,0 +1,320 @@
+"""The Predict page through streamlit's AppTest, plus the batch service and the HTML escaping helper."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from app.components.html import esc, esc_text, ner_html, saliency_html
+from app.predict import batch
+from app.shared import services
+from mtl_core.model.registry import Registry
+from mtl_core.serve.predictor import Predictor
+from mtl_core.types import Span
+from tests.helpers import ROOT
+from tests.helpers.workspace import register_copy
+
+TASKS = ["sentiment", "sentiment_score", "topic", "question_type", "spam", "ner"]
+TITLES = ["**Sentiment**", "**Sentiment score**", "**Topic**", "**Question type**", "**Spam**"]
+EVIL = ("Paris is lovely <script>alert(1)</script> <img src=x onerror=alert(1)> [click](javascript:alert(2)) "
+        '<a href="javascript:alert(3)">x</a>')
+OTHER_PAGES = ["app_pages/review.py", "app_pages/train.py", "app_pages/models.py", "app_pages/data.py"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_resource_cache():
+    yield
+    st.cache_resource.clear()  # drop per-test predictors (each test has its own workspace)
+
+
+@pytest.fixture
+def forward_calls(monkeypatch) -> list[int]:
+    """Counts Predictor.predict calls (one per forward over a list of texts)."""
+    calls: list[int] = []
+    original = Predictor.predict
+
+    def spy(self, texts, *args, **kwargs):
+        calls.append(1)
+        return original(self, texts, *args, **kwargs)
+
+    monkeypatch.setattr(Predictor, "predict", spy)
+    return calls
+
+
+def _app() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)  # generous: CI boxes are shared
+    return at.run()
+
+
+@pytest.fixture
+def saliency_calls(monkeypatch) -> list[tuple[str, str]]:
+    """Counts saliency computations (the backward pass behind the Saliency tab) as (task, method)."""
+    calls: list[tuple[str, str]] = []
+    original = services.saliency
+
+    def spy(predictor, text, task, *args, method="grad_x_input", **kwargs):
+        calls.append((task, method))
+        return original(predictor, text, task, *args, method=method, **kwargs)
+
+    monkeypatch.setattr(services, "saliency", spy)
+    return calls
+
+
+def _predict(at: AppTest, text: str) -> AppTest:
+    at.text_area(key="predict_text").input(text)
+    at.button(key="predict_button").click()
+    return at.run()
+
+
+def _explain(at: AppTest, tab: str | None = "Attention", open_: bool = True) -> AppTest:
+    """Open (or collapse) the stateful "Explain this prediction" expander and pick a tab, as a click would:
+    AppTest has no expander/tab actions, but both are widgets whose state lives under their keys."""
+    at.session_state["explain_expander"] = open_
+    if tab is not None and open_:
+        at.session_state["explain_tabs"] = tab
+    return at.run()
+
+
+def _keys(at: AppTest) -> set[str]:
+    return {w.key for w in [*at.selectbox, *at.checkbox] if w.key}
+
+
+EXPLAIN_KEYS = {"explain_hide_specials", "explain_layer", "explain_head", "saliency_task", "saliency_method"}
+
+
+def _markdown(at: AppTest) -> list[str]:
+    return [m.value for m in at.markdown]
+
+
+def test_predict_shows_every_task(workspace):
+    at = _predict(_app(), "Tom Hanks visited London and loved the new Apple store.")
+    assert not at.exception
+    md = _markdown(at)
+    for title in TITLES + ["**NER**"]:
+        assert any(m.startswith(title) for m in md), title
+    assert any('class="mtl-ner"' in m for m in md)
+    assert len(at.get("plotly_chart")) >= 5  # four probability bars + the gauge (explain panel collapsed)
+    captions = " ".join(c.value for c in at.caption)
+    assert "v0001" in captions and "ms" in captions and "CPU" in captions
+
+
+def test_selectors_do_not_rerun_the_forward(workspace, forward_calls):
+    at = _explain(_predict(_app(), "Is this the best pizza in Naples?"))
+    assert len(forward_calls) == 1
+    at.selectbox(key="explain_layer").set_value(0).run()
+    at.selectbox(key="explain_head").set_value(1).run()
+    at.checkbox(key="explain_hide_specials").uncheck().run()
+    for tab in ("All heads", "Rollout", "Saliency"):
+        _explain(at, tab)
+        assert not at.exception, tab
+    at.selectbox(key="saliency_task").set_value("ner").run()
+    at.selectbox(key="saliency_method").set_value("integrated_gradients").run()
+    at.slider(key="unsure_threshold").set_value(0.9).run()
+    assert not at.exception
+    assert len(forward_calls) == 1
+    _predict(at, "A different text now.")
+    assert len(forward_calls) == 2
+
+
+def test_explain_panel_is_lazy(workspace, forward_calls, saliency_calls):
+    """Collapsed: nothing inside the expander runs (no saliency, no explain widgets or charts); the
+    saliency runs once, only with the Saliency tab open; selectors keep their values while hidden."""
+    at = _predict(_app(), "Is this the best pizza in Naples?")
+    charts = len(at.get("plotly_chart"))
+    assert [e.label for e in at.expander] == ["Explain this prediction"]
+    assert not _keys(at) & EXPLAIN_KEYS
+    at.slider(key="unsure_threshold").set_value(0.9).run()  # reruns with the panel collapsed
+    assert saliency_calls == [] and not at.exception
+
+    _explain(at, "Attention")  # open: the attention tab only, from the cached forward
+    assert _keys(at) & EXPLAIN_KEYS == {"explain_hide_specials", "explain_layer", "explain_head"}
+    assert len(at.get("plotly_chart")) == charts + 1
+    at.selectbox(key="explain_layer").set_value(0).run()
+    for tab in ("All heads", "Rollout"):
+        _explain(at, tab)
+        assert "explain_layer" not in _keys(at) and not at.exception
+    assert saliency_calls == []
+
+    _explain(at, "Saliency")
+    assert saliency_calls == [("sentiment", "grad_x_input")]
+    assert _keys(at) & EXPLAIN_KEYS == {"explain_hide_specials", "saliency_task", "saliency_method"}
+    at.checkbox(key="explain_hide_specials").uncheck().run()  # a rerun with the tab still open: cached
+    assert len(saliency_calls) == 1
+    at.selectbox(key="saliency_task").set_value("ner").run()
+    assert saliency_calls[1:] == [("ner", "grad_x_input")]
+
+    _explain(at, "Attention")
+    assert at.selectbox(key="explain_layer").value == 0  # kept while its tab was hidden
+    assert at.checkbox(key="explain_hide_specials").value is False
+    _explain(at, open_=False)
+    assert not _keys(at) & EXPLAIN_KEYS and len(at.get("plotly_chart")) == charts
+    _explain(at, "Saliency")
+    assert at.selectbox(key="saliency_task").value == "ner"  # kept while the panel was collapsed
+    assert len(saliency_calls) == 2 and len(forward_calls) == 1 and not at.exception
+
+
+def test_empty_input_warns_without_predicting(workspace, forward_calls):
+    at = _predict(_app(), "   \n ")
+    assert any("empty" in w.value for w in at.warning)
+    assert not any(m.startswith("**Sentiment**") for m in _markdown(at))
+    assert forward_calls == []
+
+
+def test_user_text_is_escaped(workspace):
+    at = _explain(_predict(_app(), EVIL), "Saliency")  # the saliency chips quote the tokens too
+    html_blocks = [m for m in at.markdown if m.proto.allow_html]
+    assert len(html_blocks) >= 2, "the NER highlight and the saliency chips are expected to be HTML"
+    joined = " ".join(m.value for m in html_blocks)
+    assert "<script" not in joined and "<img" not in joined and "<a " not in joined
+    ner = next(m.value for m in html_blocks if 'class="mtl-ner"' in m.value)
+    assert _visible_text(ner) == EVIL  # what the browser shows is exactly the typed text
+
+
+def _visible_text(fragment: str) -> str:
+    """Text a browser would show for the NER block, minus the entity-type <sub> labels."""
+    out, depth = [], [0]
+
+    class Parser(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            depth[0] += tag == "sub"
+
+        def handle_endtag(self, tag):
+            depth[0] -= tag == "sub"
+
+        def handle_data(self, data):
+            if not depth[0]:
+                out.append(data)
+
+    Parser(convert_charrefs=True).feed(fragment)
+    return "".join(out)
+
+
+def test_examples_fill_the_text_area(workspace):
+    at = _app()
+    name = at.selectbox(key="example_choice").options[2]
+    at.selectbox(key="example_choice").set_value(name).run()
+    assert at.text_area(key="predict_text").value.strip()
+
+
+def test_long_text_reports_truncation(workspace):
+    at = _predict(_app(), "The film was long. " * 1200)  # > 20,000 characters
+    assert not at.exception
+    assert any("read only the first" in i.value for i in at.info)
+    assert any(m.startswith("**Sentiment**") for m in _markdown(at))
+
+
+def test_no_model_shows_training_instructions(empty_workspace):
+    at = _app()
+    assert not at.exception
+    text = " ".join(i.value for i in at.info)
+    assert "python -m mtl_core train --quick" in text and "python -m mtl_core train" in text
+
+
+def test_broken_active_model_falls_back_with_warning(workspace, tiny_checkpoint):
+    info = register_copy(workspace, tiny_checkpoint, note="second", activate=True)
+    (Registry(workspace).path_of(info.id) / "heads.safetensors").write_bytes(b"broken")
+    at = _app()
+    assert not at.exception
+    assert any(info.id in w.value and "could not be loaded" in w.value for w in at.warning)
+
+
+def test_promotion_swaps_the_model_without_restart(workspace, tiny_checkpoint):
+    at = _app()
+    assert "v0001" in " ".join(c.value for c in at.caption)
+    register_copy(workspace, tiny_checkpoint, note="second", activate=True)
+    at.run()
+    assert "v0002" in " ".join(c.value for c in at.caption)
+
+
+@pytest.mark.parametrize("page", OTHER_PAGES)
+def test_other_pages_render(workspace, page):
+    at = _app()
+    at.switch_page(page).run()
+    assert not at.exception
+    assert at.info or at.dataframe
+
+
+def test_data_page_without_model(empty_workspace):
+    at = _app()
+    at.switch_page("app_pages/data.py").run()
+    assert not at.exception and at.dataframe
+
+
+def test_batch_upload_through_the_page(workspace):
+    at = _app()
+    csv = b"id,text\n1,I loved it\n2,\n3,Where is Paris?\n"
+    at.file_uploader(key="batch_file").set_value(("rows.csv", csv, "text/csv")).run()
+    assert at.selectbox(key="batch_column").value == "text"
+    at.button(key="batch_run").click().run()
+    assert not at.exception
+    assert any("empty" in w.value for w in at.warning)
+    table = at.dataframe[-1].value  # only the batch table is on the page
+    assert list(table["row"]) == [1, 3] and set(TASKS) <= set(table.columns)
+    assert at.get("progress")
+    assert len(at.download_button) == 2
+
+
+# --- batch service -------------------------------------------------------------------------
+
+
+def test_batch_service_predicts_all_tasks(tiny_predictor):
+    parsed = batch.read_upload("x.csv", b"text,lang\n" + b'"Hello, world",en\nGreat movie!,en\n' * 40)
+    rows, texts, _ = batch.texts_from(parsed.frame, "text")
+    seen: list[tuple[int, int]] = []
+    preds = services.predict_many(tiny_predictor, texts, on_progress=lambda d, t: seen.append((d, t)))
+    assert [p.text for p in preds] == texts  # input order kept despite length sorting
+    assert seen == [(64, 80), (80, 80)]
+    table = batch.result_table(rows, preds, tiny_predictor.task_names)
+    assert list(table.columns) == ["row", "text", *TASKS, "truncated"] and len(table) == 80
+    assert isinstance(table["sentiment_score"][0], float)
+    lines = batch.to_jsonl(rows, preds).decode().splitlines()
+    assert len(lines) == 80 and '"ner": [' in lines[0]
+    assert batch.to_csv(table).decode().startswith("row,text,")
+
+
+def test_batch_reader_keeps_valid_rows():
+    parsed = batch.read_upload("x.csv", b"text,label\nok,1\nbad,1,extra,fields\nfine,0\n")
+    assert list(parsed.frame["text"]) == ["ok", "fine"]
+    assert any("malformed" in p for p in parsed.problems)
+    parsed = batch.read_upload("x.jsonl", b'{"text": "a"}\nnot json\n\n"bare string"\n[1, 2]\n{"text": "b"}\n')
+    assert list(parsed.frame["text"]) == ["a", "bare string", "b"]
+    assert any("2 malformed line(s)" in p for p in parsed.problems)
+
+
+def test_batch_reader_errors():
+    assert batch.read_upload("x.csv", b"").problems == ["The file is empty."]
+    assert batch.read_upload("x.jsonl", b"  \n").frame is None
+    assert batch.read_upload("x.csv", b"text\n").frame is None
+    latin = "text\ncafé ok\nplain\n".encode("latin-1")
+    parsed = batch.read_upload("x.csv", latin)
+    assert list(parsed.frame["text"]) == ["café ok", "plain"] and "UTF-8" in parsed.problems[0]
+    utf16 = "text\nhéllo\n".encode("utf-16")
+    assert list(batch.read_upload("x.csv", utf16).frame["text"]) == ["héllo"]
+    numbers = batch.read_upload("x.jsonl", b'{"n": 1}\n{"n": 2}\n').frame
+    assert batch.text_columns(numbers) == []
+    assert batch.read_upload("x.json", b'[{"text": "a"}, {"body": "b"}]').frame.shape == (2, 2)
+
+
+# --- the escaping helper --------------------------------------------------------------------
+
+
+def test_escaping_helper():
+    assert esc('<img src=x onerror="alert(1)">') == "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;"
+    assert esc_text("a\n\nb") == "a<br><br>b"
+    text = "<b>Bob</b> met <script>x</script>\n\n# not a heading"
+    out = ner_html(text, [Span(0, 10, "person", "<b>Bob</b>", 0.9)], {"person": "#fff"})
+    assert "<b>" not in out and "<script>" not in out and "\n" not in out
+    assert "&lt;b&gt;Bob&lt;/b&gt;" in out and "&lt;script&gt;x&lt;/script&gt;" in out
+    chips = saliency_html(["[CLS]", "<", "img", "##g", '"', "[SEP]"], [0.0, 1, -1, 0.5, 0.2, 0.0])
+    assert "&lt;" in chips and "&quot;" in chips and "[CLS]" not in chips and "<img" not in chips
+
+
+def test_ner_html_stops_where_the_model_stopped():
+    text = "Paris " * 10
+    out = ner_html(text, [Span(0, 5, "geo-loc", "Paris", 0.8), Span(54, 59, "geo-loc", "Paris", 0.8)],
+                   {"geo-loc": "#abc"}, limit=12)
+    assert out.count("<mark") == 1 and "more characters not read" in out
+

@@ -1,0 +1,170 @@
+"""The Train page through AppTest: settings and start, running job found again, outcome, promote/discard."""
+
+from __future__ import annotations
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from app.train import service as train_service
+from mtl_core.model.registry import Registry
+from mtl_core.model.version_marks import discarded_versions
+from mtl_core.ops import worker
+from mtl_core.store import top_queue
+from mtl_core.store.db import open_store
+from tests.helpers import ROOT
+from tests.helpers.rounds import add_corrections, add_round_version, finished_round, frame, running_round
+
+
+@pytest.fixture(autouse=True)
+def _fresh_resource_cache():
+    yield
+    st.cache_resource.clear()
+
+
+def _train_page() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
+    at.run()
+    return at.switch_page("app_pages/train.py").run()
+
+
+def _texts(at: AppTest) -> str:
+    parts = [e.value for kind in ("markdown", "caption", "info", "warning", "error", "success", "subheader")
+             for e in getattr(at, kind)]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_no_corrections_says_so(workspace):
+    at = _train_page()
+    assert not at.exception
+    assert any("No corrections yet" in i.value for i in at.info)
+
+
+def test_start_launches_a_round_with_the_form_settings(workspace, monkeypatch):
+    add_corrections(workspace, 3)
+    launched = []
+
+    def fake_launch(params):
+        launched.append(params)
+        return running_round(workspace)
+
+    monkeypatch.setattr(train_service, "launch", fake_launch)
+    at = _train_page()
+    assert not at.exception
+    assert frame(at, "corrections")["corrections"].tolist() == [3]
+    at.radio(key="round_strategy").set_value("lora")
+    at.number_input(key="round_steps").set_value(40)
+    at.button(key="round_start").click().run()
+    assert not at.exception
+    (params,) = launched
+    assert params["strategy"] == "lora" and params["steps"] == 40 and params["tasks"] == ["sentiment"]
+    assert params["base_version"] == "v0001" and params["replay_ratio"] == 4.0
+    # the page now follows the running job, with a cancel button
+    assert "running" in _texts(at)
+    at.button(key="round_cancel").click().run()
+    job_id = train_service.current_job(open_store(workspace)[1]).id
+    assert worker.cancel_flag(workspace, job_id).exists()
+
+
+def test_busy_worker_gives_a_clear_message(workspace, monkeypatch):
+    add_corrections(workspace, 2)
+
+    def busy(params):
+        raise worker.JobBusy("a train_round job is already running")
+
+    monkeypatch.setattr(train_service, "launch", busy)
+    at = _train_page()
+    at.button(key="round_start").click().run()
+    assert not at.exception
+    assert any("already running" in w.value for w in at.warning)
+
+
+def test_running_job_is_found_again_after_reload(workspace):
+    job_id = running_round(workspace)
+    at = _train_page()  # a fresh session: nothing in session_state points at the job
+    assert not at.exception
+    assert f"Round {job_id}" in _texts(at)
+    assert at.button(key="round_cancel")
+
+
+def test_failed_round_shows_message_and_log(workspace):
+    finished_round(workspace, "v0002", status="failed", message="RuntimeError: boom",
+                   log="Traceback: something went wrong")
+    at = _train_page()
+    assert not at.exception
+    assert any("boom" in e.value for e in at.error)
+    assert any("something went wrong" in c.value for c in at.code)
+
+
+def _predict_outputs(at: AppTest) -> tuple[str, list[str]]:
+    at.switch_page("app_pages/predict.py").run()
+    at.text_area(key="predict_text").input("Tom Hanks loved the film in London.")
+    at.button(key="predict_button").click().run()
+    captions = [c.value for c in at.caption]
+    version = next(c for c in captions if c.startswith("version"))
+    answers = [m.value for m in at.markdown if m.value.startswith("### ")] + [c for c in captions if "confidence" in c]
+    return version, answers
+
+
+def test_promote_swaps_the_active_model_and_its_predictions(workspace):
+    version = add_round_version(workspace)
+    finished_round(workspace, version)
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60).run()
+    before, answers_before = _predict_outputs(at)
+    at.switch_page("app_pages/train.py").run()
+    assert not at.exception
+    deltas = frame(at, "delta (points)")
+    assert deltas["task"].tolist() == ["Sentiment"] and deltas["delta (points)"][0] > 0
+    assert not at.warning  # no regression: no confirmation needed
+    at.button(key="round_promote").click().run()
+    assert Registry(workspace).active == version
+    assert any(version in s.value for s in at.success)
+    after, answers_after = _predict_outputs(at)
+    assert "v0001" in before and version in after
+    assert answers_after != answers_before  # the cached predictor followed the active version
+
+
+def test_drop_over_one_point_needs_confirmation(workspace):
+    version = add_round_version(workspace)
+    finished_round(workspace, version, drop=True)
+    at = _train_page()
+    assert any("more than 1 point" in w.value for w in at.warning)
+    assert at.button(key="round_promote").disabled
+    at.checkbox(key=f"round_confirm_{version}").check().run()
+    assert not at.button(key="round_promote").disabled
+    at.button(key="round_promote").click().run()
+    assert Registry(workspace).active == version
+
+
+def test_discard_keeps_the_version_inactive(workspace):
+    version = add_round_version(workspace)
+    finished_round(workspace, version)
+    at = _train_page()
+    at.button(key="round_discard").click().run()
+    assert not at.exception
+    assert version in discarded_versions(workspace) and Registry(workspace).active == "v0001"
+    assert version in [v.id for v in Registry(workspace).versions()]
+    assert at.button(key="round_discard").disabled
+
+
+def test_send_broken_to_review_queues_them(workspace):
+    version = add_round_version(workspace)
+    finished_round(workspace, version, drop=True)
+    at = _train_page()
+    assert any(t.label == "Broken (4)" for t in at.tabs)
+    at.button(key="round_send_broken").click().run()
+    assert not at.exception
+    with open_store(workspace)[1]() as s:
+        items = top_queue(s, reason="version_vs_version")
+    assert len(items) == 4 and all(i.model_version == version for i in items)
+    assert "<b>was</b>" in items[0].text and "v0001 -> " + version in items[0].detail
+    # user text is shown in dataframes (never as HTML)
+    assert not [m for m in at.markdown if m.proto.allow_html and "<b>was</b>" in m.value]
+
+
+def test_comparison_confusion_heatmap_has_a_task_selector(workspace):
+    version = add_round_version(workspace)
+    finished_round(workspace, version)
+    at = _train_page()
+    assert at.selectbox(key="round_confusion_task").value == "sentiment"
+    assert at.get("plotly_chart")
