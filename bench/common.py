@@ -1,4 +1,4 @@
-"""Shared helpers for the performance benchmarks in bench/ (see bench/README.md).
+"""Shared helpers for the benchmarks in bench/ (see bench/README.md); scripts import it as `bench.common`.
 
 Every script: loads the model the same way (active workspace version if there is one, else an untrained
 real-size model: same encoder, random heads, same speed), draws its texts from the test splits, times
@@ -18,15 +18,12 @@ import os
 import platform
 import random
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parents[1]  # the repo root (scripts put it on sys.path to import `bench.common`)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -132,13 +129,16 @@ def load_predictor(quantize: bool = False, device: str | None = "cpu") -> Loaded
                   "speed is representative, metrics are not", False)
 
 
-def text_bench(description: str, repeats: int, n_texts: int, quick_n_texts: int):
-    """The shared start of the per-text benchmarks: options (+ --n-texts, --batch-sizes), threads, the model,
-    the test texts and the header lines. -> (args, Loaded, texts)."""
+def text_bench(description: str, repeats: int, n_texts: int, quick_n_texts: int,
+               options: Callable[[argparse.ArgumentParser], None] | None = None):
+    """The shared start of the per-text benchmarks: options (+ --n-texts, --batch-sizes, + what `options`
+    adds), threads, the model, the test texts and the header lines. -> (args, Loaded, texts)."""
     p = parser(description, repeats=repeats, quick_repeats=2)
     p.add_argument("--n-texts", type=int, default=None,
                    help=f"texts per pass (default {n_texts}; {quick_n_texts} with --quick)")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 64])
+    if options is not None:
+        options(p)
     args = p.parse_args()
     setup(args)
     loaded = load_predictor()

@@ -14,17 +14,11 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SCANNED = ["mtl_core", "app", "pages", "streamlit_app.py", "bench", "scripts"]
+from tests.helpers import ROOT
+from tests.helpers.source_tree import package_of, python_files, resolve_from
+
+SCANNED = ["mtl_core", "app", "app_pages", "streamlit_app.py", "bench", "scripts"]
 HTML_HELPERS = "components.html"  # app/components/html.py, imported absolutely or relatively
-
-
-def python_files() -> list[Path]:
-    files = []
-    for entry in SCANNED:
-        path = ROOT / entry
-        files += [path] if path.is_file() else sorted(path.rglob("*.py"))
-    return files
 
 
 def _dotted(node: ast.AST) -> str:
@@ -53,19 +47,10 @@ def _sqlalchemy_text_names(tree: ast.Module) -> set[str]:
     return names
 
 
-def _imported_module(node: ast.ImportFrom, filename: str) -> str:
-    """The absolute module of `from X import ...`; relative imports resolve against the file's package."""
-    if not node.level:
-        return node.module or ""
-    package = list(Path(filename).parent.parts)
-    package = package[: len(package) - (node.level - 1)]
-    return ".".join([*package, *([node.module] if node.module else [])])
-
-
 def _imports_html_helpers(tree: ast.Module, filename: str) -> bool:
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
-            module = _imported_module(node, filename)
+            module = resolve_from(node, package_of(filename))
             names = {f"{module}.{alias.name}" for alias in node.names}
             if module.endswith(HTML_HELPERS) or any(n.endswith(HTML_HELPERS) for n in names):
                 return True
@@ -111,7 +96,7 @@ def file_problems(source: str, filename: str = "<snippet>") -> list[str]:
 
 
 def test_scanned_code_follows_the_rules():
-    files = python_files()
+    files = python_files(SCANNED)
     assert len(files) > 40 and ROOT / "streamlit_app.py" in files
     problems = [p for path in files for p in file_problems(path.read_text(encoding="utf-8"),
                                                              str(path.relative_to(ROOT)))]

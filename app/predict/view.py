@@ -19,7 +19,7 @@ from mtl_core.serve.explain import METHODS, attention_rollout
 from mtl_core.serve.predictor import NoModelError, Predictor
 from mtl_core.types import Prediction
 
-EXAMPLES_FILE = Path(__file__).resolve().parents[1] / "assets" / "examples.json"
+EXAMPLES_FILE = Path(__file__).resolve().parents[2] / "assets" / "examples.json"
 OWN_TEXT = "(type your own)"
 EXPLAIN_TABS = ["Attention", "All heads", "Rollout", "Saliency"]
 TRAIN_HELP = """No trained model in this workspace yet. Train one first:

@@ -1,11 +1,8 @@
-"""Review page: the session-state keys and titles its sections share, and the one-shot flash message.
-
-A button callback cannot draw: it leaves a (level, message) here, shown once on the next run.
-"""
+"""Review page: the session-state keys and titles its sections share, and its one-shot flash message."""
 
 from __future__ import annotations
 
-import streamlit as st
+from app.shared.flash import one_shot
 
 ANNOTATOR = "review_annotator"  # the name, kept for the whole session (not a widget key)
 PIN = "review_pin"  # (text id, task) to show next, set by undo
@@ -21,13 +18,4 @@ REASON_TITLES = {
 REASON_COLORS = {"uncertain": "orange", "contradiction": "red", "model_vs_label": "violet",
                  "version_vs_version": "blue", "annotator_conflict": "gray"}
 
-
-def flash(level: str, message: str) -> None:
-    st.session_state[FLASH] = (level, message)
-
-
-def show_flash() -> None:
-    pending = st.session_state.pop(FLASH, None)
-    if pending:
-        level, message = pending
-        {"success": st.success, "error": st.error, "warning": st.warning}.get(level, st.info)(message)
+flash, show_flash = one_shot(FLASH)

@@ -12,20 +12,12 @@ import streamlit as st
 from app.components.html import esc
 from app.components.results import task_title
 from app.shared import auth_view
+from app.shared.flash import one_shot
 from app.train import service as train_service
 from mtl_core.eval.compare import REGRESSION_THRESHOLD
 
-FLASH = "_round_flash"
-
-
-def flash(kind: str, text: str) -> None:
-    st.session_state[FLASH] = (kind, text)
-
-
-def show_flash() -> None:
-    kind, text = st.session_state.pop(FLASH, (None, None))
-    if kind:
-        getattr(st, kind)(text)
+FLASH = "_round_flash"  # (level, message) shown once after a callback; the Models page uses it too
+flash, show_flash = one_shot(FLASH)
 
 
 def deltas_frame(comparison: dict) -> pd.DataFrame:

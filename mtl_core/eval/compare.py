@@ -12,6 +12,7 @@ import json
 import os
 from typing import Any
 
+from mtl_core.data.bio import tags_to_spans as bio_tags_to_spans
 from mtl_core.eval.metrics import (
     PRIMARY,
     classification_metrics,
@@ -100,19 +101,12 @@ def _plain(value: Any) -> Any:
 
 
 def tags_to_spans(words: list[str], tags: list[str]) -> list[tuple[str, str]]:
-    """BIO tags -> [(entity text, type)]; an I-x right after an x entity continues it, else starts one."""
-    spans: list[tuple[list[str], str]] = []
-    prev = "O"
-    for word, tag in zip(words, tags):
-        prefix, _, kind = tag.partition("-")
-        if tag == "O":
-            pass
-        elif prefix == "I" and prev != "O" and prev.partition("-")[2] == kind:
-            spans[-1][0].append(word)
-        else:
-            spans.append(([word], kind))
-        prev = tag
-    return [(" ".join(w), k) for w, k in spans]
+    """BIO tags -> [(entity text, type)] (`data.bio.tags_to_spans` over word indices; the entity text is its
+    words joined by single spaces); an I-x right after an x entity continues it, else starts one. Words
+    beyond the shorter of the two lists are ignored."""
+    n = min(len(words), len(tags))
+    spans = bio_tags_to_spans([(i, i + 1) for i in range(n)], list(tags)[:n])
+    return [(" ".join(words[s.start:s.end]), s.label) for s in spans]
 
 
 def format_answer(kind: str, answer: Any, words: list[str] | None = None) -> str:

@@ -6,11 +6,10 @@ import re
 
 import numpy as np
 
+from mtl_core.data.bio import tags_to_spans
 from mtl_core.model.encoding import EncodedBatch
 from mtl_core.tasks import TaskSpec
 from mtl_core.types import ClassPrediction, RegressionPrediction, Span, TokenPrediction
-
-TRAILING_PUNCT = ".,!?;:)]}\"'"
 
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -74,30 +73,18 @@ def _word_end(text: str, start: int) -> int:
 
 
 def bio_to_spans(words: list[tuple[int, int, str, float]], text: str) -> list[Span]:
-    """Group word-level BIO tags into spans; a stray I- starts a new span (lenient, like seqeval's default)."""
-    spans: list[Span] = []
-    cur: list | None = None  # [start, end, label, [probs]]
-    for start, end, tag, p in words:
-        kind, label = (tag[0], tag[2:]) if tag != "O" else ("O", "")
-        if cur is not None and kind == "I" and label == cur[2]:
-            cur[1], cur[3] = end, cur[3] + [p]
+    """Word-level (start, end, tag, prob) -> `Span`s: `data.bio.tags_to_spans` with trailing punctuation
+    trimmed; a span's score is the mean probability of its words' tags; empty spans are dropped."""
+    found = tags_to_spans([(w[0], w[1]) for w in words], [w[2] for w in words], text, trim_punct=True)
+    spans = []
+    for span in found:
+        if span.end <= span.start:
             continue
-        if cur is not None:
-            spans.append(_make_span(cur, text))
-            cur = None
-        if kind in ("B", "I"):
-            cur = [start, end, label, [p]]
-    if cur is not None:
-        spans.append(_make_span(cur, text))
-    return [s for s in spans if s.end > s.start]
-
-
-def _make_span(cur: list, text: str) -> Span:
-    start, end, label, probs = cur
-    while end - 1 > start and text[end - 1] in TRAILING_PUNCT:
-        end -= 1
-    score = float(probs[0]) if len(probs) == 1 else float(np.mean(probs))  # one word: skip numpy's overhead
-    return Span(start=start, end=end, label=label, text=text[start:end], score=score)
+        probs = [words[i][3] for i in span.words]
+        score = float(probs[0]) if len(probs) == 1 else float(np.mean(probs))  # 1 word: skip numpy's overhead
+        spans.append(Span(start=span.start, end=span.end, label=span.label, text=text[span.start:span.end],
+                          score=score))
+    return spans
 
 
 def decode_task(spec: TaskSpec, logits: np.ndarray, batch: EncodedBatch, row: int, text: str):

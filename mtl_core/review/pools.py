@@ -16,9 +16,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mtl_core.data.bio import tags_to_spans
 from mtl_core.data.examples import Example
 from mtl_core.data.prepare import prepare_task
-from mtl_core.model.decoding import TRAILING_PUNCT
 from mtl_core.store import add_texts, set_dataset_labels
 from mtl_core.store.models import TextRow
 from mtl_core.tasks import DEFAULT_TASK_FILE, TaskSpec, load_task_file
@@ -73,25 +73,9 @@ def parse_pool(pool: str) -> PoolSpec:
 
 def bio_spans(example: Example) -> list[dict[str, Any]]:
     """Word-level BIO tags -> [{start, end, label}] character spans (trailing punctuation trimmed, as
-    the model's decoder does, so a correct model answer compares equal)."""
-    spans: list[dict[str, Any]] = []
-    current: dict[str, Any] | None = None
-    for (start, end), tag in zip(example.word_offsets(), example.tags or (), strict=True):
-        kind, label = (tag[0], tag[2:]) if tag != "O" else ("O", "")
-        if current is not None and kind == "I" and label == current["label"]:
-            current["end"] = end
-            continue
-        if current is not None:
-            spans.append(current)
-            current = None
-        if kind in ("B", "I"):
-            current = {"start": start, "end": end, "label": label}
-    if current is not None:
-        spans.append(current)
-    for span in spans:
-        while span["end"] - 1 > span["start"] and example.text[span["end"] - 1] in TRAILING_PUNCT:
-            span["end"] -= 1
-    return spans
+    the model's decoder does, so a correct model answer compares equal): `data.bio.tags_to_spans`."""
+    spans = tags_to_spans(example.word_offsets(), example.tags or (), example.text, trim_punct=True)
+    return [span.to_dict() for span in spans]
 
 
 def gold_value(spec: TaskSpec, example: Example) -> Any:

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from mtl_core.data.bio import CharSpan, spans_to_tags, tags_to_spans, whitespace_offsets
 from mtl_core.data.examples import Example
 from mtl_core.store import current_labels, get_texts
 from mtl_core.tasks import TaskFile, TaskSpec
@@ -74,22 +75,13 @@ def correction_counts(session: Session) -> dict[str, int]:
 def spans_to_example(text: str, spans: list[dict], labels: list[str] | None = None) -> Example:
     """Character spans [{start, end, label}] -> words (whitespace split) and BIO tags.
 
-    A word belongs to a span when they overlap; the first such word is B-, the next ones I-.
-    Spans with an unknown label (when `labels` is given) are ignored."""
-    words, offsets, pos = [], [], 0
-    for word in text.split():
-        start = text.index(word, pos)
-        words.append(word)
-        offsets.append((start, start + len(word)))
-        pos = start + len(word)
-    tags = ["O"] * len(words)
-    for span in sorted(spans, key=lambda s: int(s["start"])):
-        start, end, label = int(span["start"]), int(span["end"]), str(span["label"])
-        if labels is not None and label not in labels:
-            continue
-        inside = [i for i, (s, e) in enumerate(offsets) if s < end and e > start and tags[i] == "O"]
-        for n, i in enumerate(inside):
-            tags[i] = ("B-" if n == 0 else "I-") + label
+    A word belongs to a span when they overlap; where spans overlap, the one that starts first (then the
+    first listed) takes the word (`data.bio.spans_to_tags` over the spans sorted by start). Spans with an
+    unknown label (when `labels` is given) are ignored."""
+    offsets = whitespace_offsets(text)
+    chosen = [c for c in map(CharSpan.from_dict, spans) if labels is None or c.label in labels]
+    tags = spans_to_tags(offsets, sorted(chosen, key=lambda c: c.start))
+    words = [text[s:e] for s, e in offsets]
     return Example(text=" ".join(words), words=tuple(words), tags=tuple(tags))
 
 
@@ -198,14 +190,8 @@ def build_round_data(task_file: TaskFile, prepared: dict[str, dict[str, list[Exa
 
 
 def example_spans(ex: Example) -> list[dict]:
-    """Inverse of `spans_to_example`: a token example's BIO tags as [{start, end, label}] over `ex.text`."""
-    spans: list[dict] = []
-    prev = "O"
-    for (start, end), tag in zip(ex.word_offsets(), ex.tags or ()):
-        prefix, _, label = tag.partition("-")
-        if tag != "O" and prefix == "I" and prev != "O" and prev.partition("-")[2] == label:
-            spans[-1]["end"] = end
-        elif tag != "O":
-            spans.append({"start": start, "end": end, "label": label})
-        prev = tag
-    return spans
+    """Inverse of `spans_to_example`: a token example's BIO tags as [{start, end, label}] over `ex.text`
+    (`data.bio.tags_to_spans`, untrimmed; words beyond the shorter of words and tags are ignored)."""
+    offsets, tags = ex.word_offsets(), ex.tags or ()
+    n = min(len(offsets), len(tags))
+    return [span.to_dict() for span in tags_to_spans(offsets[:n], tags[:n])]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
+from mtl_core.data.bio import CharSpan, spans_to_tags, whitespace_offsets
 from mtl_core.store.annotations import current_labels, event_key
 from mtl_core.store.db import chunks, refresh_planner_stats, retry_locked
 from mtl_core.store.import_file import ImportFileError, all_or_nothing, parse_time, read_records
@@ -139,18 +139,11 @@ def _insert_events(session: Session, records: list[dict[str, Any]], keys: list[s
 
 
 def bio_tags(text: str, spans: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    """Whitespace tokens of `text` with BIO tags: a token overlapping a span takes its label."""
-    tokens = [(m.start(), m.end(), m.group()) for m in re.finditer(r"\S+", text)]
-    out = []
-    prev_span = None
-    for start, end, word in tokens:
-        span = next((s for s in spans if start < int(s["end"]) and end > int(s["start"])), None)
-        if span is None:
-            out.append((word, "O"))
-        else:
-            out.append((word, ("I-" if span is prev_span else "B-") + str(span["label"])))
-        prev_span = span
-    return out
+    """Whitespace tokens of `text` with BIO tags: a token overlapping a span takes its label (the first
+    listed span wins where spans overlap): `data.bio.spans_to_tags`."""
+    offsets = whitespace_offsets(text)
+    tags = spans_to_tags(offsets, [CharSpan.from_dict(s) for s in spans])
+    return [(text[start:end], tag) for (start, end), tag in zip(offsets, tags, strict=True)]
 
 
 def export_conll(session: Session, path: str | Path, task: str) -> int:

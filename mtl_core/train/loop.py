@@ -272,17 +272,17 @@ def _amp(device: torch.device):
 
 
 def _report_train(reporter: Reporter, row: dict, total: int) -> None:
-    reporter.check_cancelled()  # raises Cancelled
     step = row["step"]
     reporter.progress(step, total, f"training: step {step}/{total}")
     for task, value in row["loss"].items():
         reporter.metric(step, "train_loss", value, task)
+    reporter.check_cancelled()  # raises Cancelled: train() stops, keeping the best weights so far
 
 
 def _report_eval(reporter: Reporter, row: dict) -> None:
-    reporter.check_cancelled()
     for task, value in row["dev"].items():
         reporter.metric(row["step"], "dev", value, task)
     reporter.metric(row["step"], "dev_average", row["dev_average"])
+    reporter.check_cancelled()
 
 

@@ -15,33 +15,21 @@ EVIL = ("Tom in Paris <img src=x onerror=alert(1)> <script>alert(2)</script> [a]
 NO_JS_LINKS = "return [...document.querySelectorAll('a')].filter(a => /^\\s*javascript:/i.test(a.href)).length"
 
 
-def test_predict_page_in_chromium(flow, workspace, tmp_path):
-    port = flow.free_port()
-    proc = flow.start_app(workspace, port, tmp_path / "streamlit.log")
-    driver = None
-    try:
-        flow.wait_healthy(port, proc)
-        driver = flow.make_driver(tmp_path / "profile")
-        shown = flow.predict_flow(driver, port, EVIL)
-        artifacts = ROOT / "artifacts"
-        artifacts.mkdir(exist_ok=True)
-        driver.save_screenshot(str(artifacts / "predict.png"))
-        assert not flow.alert_open(driver)
-        assert shown["alerts"] == []
-        assert shown["injected_imgs"] == 0
-        assert shown["ner_text"] == EVIL  # the literal text, not markup
-        _open_explain_panel(driver)  # the saliency chips quote the hostile tokens too
-        assert not flow.alert_open(driver)
-        assert driver.execute_script("return window.__mtlAlerts || []") == []
-        assert driver.execute_script("return document.querySelectorAll('img[src=\"x\"]').length") == 0
-        assert driver.execute_script(NO_JS_LINKS) == 0  # neither the markdown nor the HTML link became one
-    except Exception:
-        print((tmp_path / "streamlit.log").read_text(errors="replace")[-4000:])
-        raise
-    finally:
-        if driver is not None:
-            driver.quit()
-        flow.stop_app(proc)
+def test_predict_page_in_chromium(flow, served_app):
+    driver = served_app.driver
+    shown = flow.predict_flow(driver, served_app.port, EVIL)
+    artifacts = ROOT / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    driver.save_screenshot(str(artifacts / "predict.png"))
+    assert not flow.alert_open(driver)
+    assert shown["alerts"] == []
+    assert shown["injected_imgs"] == 0
+    assert shown["ner_text"] == EVIL  # the literal text, not markup
+    _open_explain_panel(driver)  # the saliency chips quote the hostile tokens too
+    assert not flow.alert_open(driver)
+    assert driver.execute_script("return window.__mtlAlerts || []") == []
+    assert driver.execute_script("return document.querySelectorAll('img[src=\"x\"]').length") == 0
+    assert driver.execute_script(NO_JS_LINKS) == 0  # neither the markdown nor the HTML link became one
 
 
 def _open_explain_panel(driver, timeout: float = 60) -> None:

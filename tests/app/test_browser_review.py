@@ -43,48 +43,36 @@ def _events(home, text_id: int) -> list[tuple[str, str, object, str]]:
     return out
 
 
-def test_review_correction_in_chromium(flow, workspace, tmp_path):
+def test_review_correction_in_chromium(flow, workspace, served_app):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
     text_id = _seed(workspace)
-    port = flow.free_port()
-    proc = flow.start_app(workspace, port, tmp_path / "streamlit.log")
-    driver = None
-    try:
-        flow.wait_healthy(port, proc)
-        driver = flow.make_driver(tmp_path / "profile")
-        wait = WebDriverWait(driver, 90)
-        driver.get(f"http://127.0.0.1:{port}/review")
-        name = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, ".st-key-review_annotator_input input")))
-        name.send_keys("alice", Keys.ENTER)
-        shown = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, "div.mtl-review-text")))
-        assert shown.text == TEXT  # the literal text, not markup
-        option = wait.until(ec.element_to_be_clickable(
-            (By.XPATH, "//div[contains(@class,'st-key-review_value_sentiment')]//label[contains(., 'negative')]")))
-        option.click()
-        time.sleep(1.0)  # let the radio's rerun finish before saving
-        wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, ".st-key-review_save button"))).click()
-        deadline = time.time() + 30
-        while time.time() < deadline and not _events(workspace, text_id):
-            time.sleep(0.3)
-        wait.until(ec.visibility_of_element_located(
-            (By.XPATH, "//div[contains(@class,'mtl-review-text')][contains(., 'Apple store')]")))
-        wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]'))
-        time.sleep(1.0)
-        artifacts = ROOT / "artifacts"
-        artifacts.mkdir(exist_ok=True)
-        driver.save_screenshot(str(artifacts / "review.png"))
-        assert _events(workspace, text_id) == [("label", "sentiment", "negative", "alice")]
-        assert driver.execute_script("return window.__mtlAlerts || []") == []
-        assert driver.execute_script("return document.querySelectorAll('img[src=\"x\"]').length") == 0
-        assert not flow.alert_open(driver)
-    except Exception:
-        print((tmp_path / "streamlit.log").read_text(errors="replace")[-4000:])
-        raise
-    finally:
-        if driver is not None:
-            driver.quit()
-        flow.stop_app(proc)
+    driver = served_app.driver
+    wait = WebDriverWait(driver, 90)
+    driver.get(f"{served_app.url}/review")
+    name = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, ".st-key-review_annotator_input input")))
+    name.send_keys("alice", Keys.ENTER)
+    shown = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, "div.mtl-review-text")))
+    assert shown.text == TEXT  # the literal text, not markup
+    option = wait.until(ec.element_to_be_clickable(
+        (By.XPATH, "//div[contains(@class,'st-key-review_value_sentiment')]//label[contains(., 'negative')]")))
+    option.click()
+    time.sleep(1.0)  # let the radio's rerun finish before saving
+    wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, ".st-key-review_save button"))).click()
+    deadline = time.time() + 30
+    while time.time() < deadline and not _events(workspace, text_id):
+        time.sleep(0.3)
+    wait.until(ec.visibility_of_element_located(
+        (By.XPATH, "//div[contains(@class,'mtl-review-text')][contains(., 'Apple store')]")))
+    wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]'))
+    time.sleep(1.0)
+    artifacts = ROOT / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    driver.save_screenshot(str(artifacts / "review.png"))
+    assert _events(workspace, text_id) == [("label", "sentiment", "negative", "alice")]
+    assert driver.execute_script("return window.__mtlAlerts || []") == []
+    assert driver.execute_script("return document.querySelectorAll('img[src=\"x\"]').length") == 0
+    assert not flow.alert_open(driver)

@@ -1,4 +1,4 @@
-"""Concurrent app sessions (bench/load_sessions.py) on the tiny model: no errors, every annotation stored once.
+"""Concurrent app sessions (bench/system/load_sessions.py) on the tiny model: no errors, every annotation stored once.
 
 No timing assertions: the latency figures live in docs/PERFORMANCE.md ("Load: concurrent sessions").
 """
@@ -12,7 +12,7 @@ from tests.helpers import ROOT
 
 
 def _load_sessions():
-    spec = importlib.util.spec_from_file_location("load_sessions", ROOT / "bench" / "load_sessions.py")
+    spec = importlib.util.spec_from_file_location("load_sessions", ROOT / "bench" / "system" / "load_sessions.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)

@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from mtl_core.model.registry import Registry
 from mtl_core.model.version_marks import discard_version
 from tests.helpers import ROOT
 from tests.helpers.rounds import add_round_version, frame
-
-
-@pytest.fixture(autouse=True)
-def _fresh_resource_cache():
-    yield
-    st.cache_resource.clear()
 
 
 def _models_page() -> AppTest:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from html.parser import HTMLParser
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from app.components.html import esc, esc_text, ner_html, saliency_html
@@ -22,12 +21,6 @@ TITLES = ["**Sentiment**", "**Sentiment score**", "**Topic**", "**Question type*
 EVIL = ("Paris is lovely <script>alert(1)</script> <img src=x onerror=alert(1)> [click](javascript:alert(2)) "
         '<a href="javascript:alert(3)">x</a>')
 OTHER_PAGES = ["app_pages/review.py", "app_pages/train.py", "app_pages/models.py", "app_pages/data.py"]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_resource_cache():
-    yield
-    st.cache_resource.clear()  # drop per-test predictors (each test has its own workspace)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from app.review import agreement_service, exchange_service
@@ -31,12 +30,6 @@ TOPIC_TEXT = "Shares in the car maker fell sharply after the results."
 NER_TEXT = "Tom Hanks visited Paris today"
 
 
-@pytest.fixture(autouse=True)
-def _fresh_resource_cache():
-    yield
-    st.cache_resource.clear()  # each test has its own workspace, predictor and database
-
-
 @pytest.fixture
 def sessions(workspace):
     engine, factory = open_store(workspace)
@@ -56,7 +49,7 @@ def _seed(sessions, items: list[tuple[str, str, str, float]]) -> dict[str, int]:
 
 
 def _page() -> AppTest:
-    return AppTest.from_file(str(ROOT / "pages" / "review.py"), default_timeout=90).run()
+    return AppTest.from_file(str(ROOT / "app_pages" / "review.py"), default_timeout=90).run()
 
 
 def _as(at: AppTest, name: str) -> AppTest:

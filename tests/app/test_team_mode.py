@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from app.train import service as train_service
@@ -15,12 +14,6 @@ from tests.helpers.rounds import add_corrections, add_round_version, finished_ro
 
 PASSWORD = "correct horse battery"
 ROLE_OF = {"root": "admin", "rita": "reviewer", "anna": "annotator"}
-
-
-@pytest.fixture(autouse=True)
-def _fresh_resource_cache():
-    yield
-    st.cache_resource.clear()
 
 
 @pytest.fixture
@@ -88,7 +81,7 @@ def test_sign_in_required_and_wrong_password(team):
 @pytest.mark.parametrize("page", ["predict", "review", "train", "models", "data"])
 def test_page_script_run_directly_still_asks_to_sign_in(team, page):
     """Streamlit may run a script of app_pages/ without the entry point: each page guards itself."""
-    at = AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=90).run()
+    at = AppTest.from_file(str(ROOT / "app_pages" / f"{page}.py"), default_timeout=90).run()
     assert not at.exception
     assert at.text_input(key="auth_login_password")
     assert [t.value for t in at.title] == ["MTL Studio"]  # nothing of the page itself

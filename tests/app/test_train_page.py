@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from app.train import service as train_service
@@ -14,12 +12,6 @@ from mtl_core.store import top_queue
 from mtl_core.store.db import open_store
 from tests.helpers import ROOT
 from tests.helpers.rounds import add_corrections, add_round_version, finished_round, frame, running_round
-
-
-@pytest.fixture(autouse=True)
-def _fresh_resource_cache():
-    yield
-    st.cache_resource.clear()
 
 
 def _train_page() -> AppTest:

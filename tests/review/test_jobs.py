@@ -11,6 +11,7 @@ from mtl_core.data.examples import Example
 from mtl_core.data.prepare import prepare_task
 from mtl_core.model.testing import make_tiny_checkpoint
 from mtl_core.ops import worker
+from mtl_core.progress import Cancelled
 from mtl_core.review.jobs import score_and_store
 from mtl_core.review.pools import Pool, PoolError, PoolSpec, bio_spans, load_pool, parse_pool
 from mtl_core.store import (
@@ -173,7 +174,7 @@ def test_cancel_keeps_finished_rounds(sessions, workspace, monkeypatch):
     def cancel_on_third(self):
         calls["n"] += 1
         if calls["n"] >= 3:
-            raise worker.JobCancelled()
+            raise Cancelled()
         return original(self)
 
     monkeypatch.setattr(worker.JobContext, "check_cancelled", cancel_on_third)

@@ -135,13 +135,13 @@ def test_round_fixes_corrections_and_registers_inactive(ws):
     ids = _correct(sessions, NEW_POS + NEW_NEG, "polarity", ["pos"] * 6 + ["neg"] * 6)
     out = run_round(home, "v0001", RoundConfig(**{**FAST, "steps": 100}), sessions=sessions, data_dir=root)
     reg = Registry(home)
-    assert reg.active == "v0001" and out["version"] == "v0002"
+    assert reg.active == "v0001" and out.version == "v0002"
     info = reg.get("v0002")
     assert info.parent == "v0001" and sorted(info.extra["corrections"]) == sorted(ids)
     assert info.extra["round_config"]["strategy"] == "full" and set(info.metrics) == {"polarity", "score", "things"}
-    corr = out["comparison"]["corrections"]["counts"]["polarity"]
+    corr = out.comparison["corrections"]["counts"]["polarity"]
     assert corr["right_new"] >= 11 and corr["right_new"] >= corr["right_old"]
-    test = out["comparison"]["test"]
+    test = out.comparison["test"]
     assert set(test["tasks"]) == {"polarity", "score", "things"}
     assert {"old", "new", "delta", "metric"} <= set(test["tasks"]["polarity"])
     assert "polarity" in test["confusion"] and isinstance(test["regressions"], list)
@@ -155,7 +155,7 @@ def test_lora_and_freeze_save_a_plain_loadable_checkpoint(ws, strategy):
     out = run_round(home, "v0001", RoundConfig(**{**FAST, "steps": 20, "strategy": strategy, "freeze_layers": 1,
                                                  "lora_r": 4, "lora_alpha": 8}),
                     sessions=sessions, data_dir=root)
-    path = Registry(home).path_of(out["version"])
+    path = Registry(home).path_of(out.version)
     keys = (path / "encoder" / "model.safetensors").read_bytes()[:20000]
     assert b"lora" not in keys and b"base_layer" not in keys
     model, *_ = load_checkpoint(path)
@@ -310,12 +310,12 @@ def test_edit_memory_answers_what_the_weights_did_not_learn(ws):
     _correct(sessions, NEW_POS + NEW_NEG, "polarity", ["neg"] * 6 + ["pos"] * 6)  # against the toy's rule
     gentle = {**FAST, "steps": 10, "encoder_lr": 1e-5, "head_lr": 1e-5}
     out = run_round(home, "v0001", RoundConfig(**gentle), sessions=sessions, data_dir=root)
-    weights = out["comparison"]["corrections_weights_only"]["polarity"]
-    with_memory = out["comparison"]["corrections"]["counts"]["polarity"]
-    keys = out["comparison"]["edit_memory"]["polarity"]["keys"]
+    weights = out.comparison["corrections_weights_only"]["polarity"]
+    with_memory = out.comparison["corrections"]["counts"]["polarity"]
+    keys = out.comparison["edit_memory"]["polarity"]["keys"]
     assert weights["right_new"] < 12 and keys > 0 and with_memory["right_new"] >= weights["right_new"] + keys
-    model, tok, _, _ = load_checkpoint(Registry(home).path_of(out["version"]))
-    assert len(model.memory["polarity"]) == keys == Registry(home).get(out["version"]).extra["edit_memory"]["polarity"]
+    model, tok, _, _ = load_checkpoint(Registry(home).path_of(out.version))
+    assert len(model.memory["polarity"]) == keys == Registry(home).get(out.version).extra["edit_memory"]["polarity"]
     off = run_round(home, "v0001", RoundConfig(**gentle, edit_memory=False), sessions=sessions, data_dir=root)
-    assert off["comparison"]["edit_memory"] == {}
-    assert off["comparison"]["corrections"]["counts"]["polarity"]["right_new"] == weights["right_new"]
+    assert off.comparison["edit_memory"] == {}
+    assert off.comparison["corrections"]["counts"]["polarity"]["right_new"] == weights["right_new"]

@@ -14,6 +14,7 @@ pytest.importorskip("onnxruntime")
 from mtl_core.model.checkpoint import load_checkpoint  # noqa: E402
 from mtl_core.model.encoding import encode_texts  # noqa: E402
 from mtl_core.serve.export import ONNX_FILE, export_model, max_difference, onnx_outputs, onnx_session  # noqa: E402
+from tests.helpers.runner import cpu_runner
 
 TEXTS = ["The stock market fell in London today.", "ok", "What is the capital of Peru ?", "word " * 200,
          "emoji 😀 and 你好"]
@@ -78,11 +79,11 @@ def test_edit_memory_is_part_of_the_exported_graph(tiny_checkpoint, tmp_path):
 
     model, tok, task_file, _ = load_checkpoint(tiny_checkpoint)
     spec = model.tasks["sentiment"]
-    answers = predict_answers(model, tok, spec, [Example(t, label="positive") for t in TEXTS[:3]], "cpu", 64)
+    answers = predict_answers(cpu_runner(model, tok), spec, [Example(t, label="positive") for t in TEXTS[:3]])
     flipped = [Example(t, label="negative" if a == "positive" else "positive") for t, a in zip(TEXTS, answers)]
-    memory, _ = build_task_memory(model, tok, spec, flipped, [], "cpu", 64, radius_cap=0.05)
+    memory, _ = build_task_memory(cpu_runner(model, tok), spec, flipped, [], radius_cap=0.05)
     model.memory["sentiment"] = memory
-    assert predict_answers(model, tok, spec, flipped, "cpu", 64) == [ex.label for ex in flipped]
+    assert predict_answers(cpu_runner(model, tok), spec, flipped) == [ex.label for ex in flipped]
     export_model(model, tok, task_file, tmp_path, version="tiny-memory")
     diffs = max_difference(model, onnx_session(tmp_path / ONNX_FILE), tok, TEXTS, model.config.max_length)
     assert max(diffs.values()) <= 1e-4, diffs

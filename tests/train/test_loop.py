@@ -7,11 +7,13 @@ import torch
 
 from mtl_core.model.modeling import ModelConfig
 from mtl_core.model.registry import Registry
+from mtl_core.progress import Reporter
 from mtl_core.serve.predictor import load_active_predictor
 from mtl_core.tasks import load_task_file
-from mtl_core.train.loop import Cancelled, TrainConfig
+from mtl_core.train.loop import TrainConfig
 from mtl_core.train.pipeline import train_new_version
 from mtl_core.train.weighting import LossWeighting, TaskSampler
+from tests.helpers.reporting import RecordingReporter
 from tests.helpers.toy import make_tiny_encoder_dir, write_toy_tasks
 
 
@@ -29,19 +31,21 @@ def _run(toy, home, **overrides):
 
 
 def test_training_learns_registers_and_reloads(toy, tmp_path):
-    events = []
+    reporter = RecordingReporter()
     task_file, enc = toy
     cfg = TrainConfig(steps=150, batch_size=16, eval_every=75, head_lr=3e-3, encoder_lr=3e-3, freeze_layers=0,
                       freeze_embeddings=False)
     info, report = train_new_version(task_file, ModelConfig(encoder=str(enc), max_length=32), cfg,
-                                     home=tmp_path, progress=False, callback=events.append)
+                                     home=tmp_path, progress=False, reporter=reporter)
     assert Registry(tmp_path).active == info.id
     tasks = report["test"]["tasks"]
     assert set(tasks) == {"polarity", "score", "things"}
     assert {"accuracy", "macro_f1"} <= set(tasks["polarity"]) and {"pearson", "spearman", "mae"} <= set(tasks["score"])
     assert {"precision", "recall", "f1"} <= set(tasks["things"])
     assert tasks["polarity"]["accuracy"] > 0.8  # the toy task is trivially learnable
-    assert {e["phase"] for e in events} == {"train", "eval"} and events[-1]["step"] == 150
+    assert {name for _, name, _, _ in reporter.metrics} == {"train_loss", "dev", "dev_average"}
+    assert reporter.progresses[-1][:2] == (150, 150) and reporter.metrics[-1][:2] == (150, "dev_average")
+    assert isinstance(reporter, Reporter)
     assert set(report["timings"]) >= {"data", "train_train", "train_evaluate", "final_eval", "save", "total"}
     pred = load_active_predictor(tmp_path)
     (p,) = pred.predict(["the film number 7 was superb indeed"])
@@ -72,14 +76,10 @@ def test_private_upper_layers_and_freezing(toy, tmp_path):
 
 
 def test_cancel_keeps_best_and_reports(toy, tmp_path):
-    def cancel_at_40(event):
-        if event.get("step", 0) >= 40:
-            raise Cancelled
-
     task_file, enc = toy
     cfg = TrainConfig(steps=60, batch_size=16, eval_every=20, freeze_layers=0)
     _, report = train_new_version(task_file, ModelConfig(encoder=str(enc), max_length=32), cfg, home=tmp_path,
-                                  progress=False, callback=cancel_at_40)
+                                  progress=False, reporter=RecordingReporter(cancel_at_step=40))
     assert report["stopped"] == "cancelled" and report["best_step"] == 20
 
 

@@ -1,6 +1,6 @@
 """Run many streamlit AppTest instances at once, one per thread, like the sessions of one server.
 
-Used by bench/load_sessions.py (and its test). See `concurrent_apptest` for what it fixes and why.
+Used by bench/system/load_sessions.py (and its test). See `concurrent_apptest` for what it fixes and why.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Cold start: process start -> first prediction, for the CLI and the app; wall time and peak RSS.
 
-    nice -n 19 python bench/cold_start.py [--quick] [--threads N] [--repeats R] [--no-app]
+    nice -n 19 python bench/system/cold_start.py [--quick] [--threads N] [--repeats R] [--no-app]
 
 Every measurement is a fresh child process (the OS file cache stays warm after the first run: the
 "first" column shows the very first run of each, the median the rest). Peak RSS is the child's
@@ -33,7 +33,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-import common
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root: `bench` and `mtl_core` importable
+
+from bench import common
 
 TARGET_S = 10.0
 TARGET_MB = 1024.0
@@ -61,7 +63,7 @@ import json, time
 t0 = time.perf_counter()
 import streamlit  # noqa
 t1 = time.perf_counter()
-from app import services  # noqa
+from app.shared import services  # noqa
 from mtl_core.serve.predictor import load_active_predictor
 t2 = time.perf_counter()
 pred = load_active_predictor()

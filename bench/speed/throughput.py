@@ -1,6 +1,6 @@
 """Texts/s of the Predictor at batch 1, 8, 64, 256: length-bucketed batching vs naive padding.
 
-    nice -n 19 python bench/throughput.py [--quick] [--threads N] [--repeats R] [--n-texts N]
+    nice -n 19 python bench/speed/throughput.py [--quick] [--threads N] [--repeats R] [--n-texts N]
 
 Same texts (test splits, mixed lengths: short questions, long truncated news), same model, same run:
   bucketed      Predictor.predict(texts, batch_size=B): sorted by length, consecutive batches (the default)
@@ -14,11 +14,15 @@ Threads: torch intra-op threads as printed (set with --threads); each batch runs
 from __future__ import annotations
 
 import copy
+import sys
 import types
+from pathlib import Path
 
-import common
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root: `bench` and `mtl_core` importable
+
 import torch
 
+from bench import common
 from mtl_core.model.encoding import EncodedBatch
 
 

@@ -1,7 +1,7 @@
 """Review-queue scoring speed: 10,000 bundled texts through the `score_pool` job's code path.
 
-    nice -n 19 python bench/queue_scoring.py            # 10,000 texts (the target: minutes on a CPU)
-    nice -n 19 python bench/queue_scoring.py --quick    # 1,000 texts, while developing
+    nice -n 19 python bench/system/queue_scoring.py            # 10,000 texts (the target: minutes on a CPU)
+    nice -n 19 python bench/system/queue_scoring.py --quick    # 1,000 texts, while developing
 
 What is timed is what the job does after the model is loaded: store the texts, predict them (one
 forward per text, length-bucketed batches), store every head's answer, score the candidates and
@@ -19,12 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root: `bench` and `mtl_core` importable
 
-import common  # noqa: E402
-
-from mtl_core.review.jobs import SCORABLE_SPLITS, Pool, PoolSpec, gold_value, score_and_store  # noqa: E402
-from mtl_core.store import add_texts, init_db, queue_progress, session_factory  # noqa: E402
+from bench import common
+from mtl_core.review.jobs import score_and_store
+from mtl_core.review.pools import SCORABLE_SPLITS, Pool, PoolSpec, gold_value
+from mtl_core.store import add_texts, init_db, queue_progress, session_factory
 
 
 def pool_examples(n: int, seed: int = 0) -> list[tuple[str, dict]]:

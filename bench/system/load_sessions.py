@@ -1,6 +1,6 @@
 """Load: N concurrent app sessions predicting and annotating, each an AppTest in its own thread.
 
-Usage: python bench/load_sessions.py [--sessions 20] [--seconds 120] [--home ./workspace | --tiny] [--write-docs]
+Usage: python bench/system/load_sessions.py [--sessions 20] [--seconds 120] [--home ./workspace | --tiny] [--write-docs]
 
 One process holds every session, as one `streamlit run` server does: the sessions share the cached
 predictor (forwards take turns on services.MODEL_LOCK) and the database engine. Each session loops:
@@ -29,21 +29,20 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-for path in (ROOT, ROOT / "bench"):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
+ROOT = Path(__file__).resolve().parents[2]  # the repo root: `bench`, `mtl_core` and `app` importable
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import common  # noqa: E402
-from apptest_threads import concurrent_apptest  # noqa: E402
+from bench import common  # noqa: E402
+from bench.system.apptest_threads import concurrent_apptest  # noqa: E402
 
 RUN_TIMEOUT_S = 600  # one rerun may wait behind many others; a timeout is reported as an error
 OPENERS = ["", "Honestly, ", "Update: ", "FYI: ", "Breaking: ", "So ", "Well, "]
 CLOSERS = ["", " Thoughts?", " Really.", " #news", " :)", " Call me later.", " Not sure."]
 SECTION = "## Load: concurrent sessions"
-BEGIN, END = "<!-- bench/load_sessions.py: begin -->", "<!-- bench/load_sessions.py: end -->"
+BEGIN, END = "<!-- bench/system/load_sessions.py: begin -->", "<!-- bench/system/load_sessions.py: end -->"
 
 
 # ---------------------------------------------------------------- one session
@@ -316,7 +315,7 @@ def main() -> int:
     for error in result.errors[:10]:
         print("ERROR", error, file=sys.stderr)
     if args.write_docs:
-        command = "python bench/load_sessions.py " + " ".join(sys.argv[1:])
+        command = "python bench/system/load_sessions.py " + " ".join(sys.argv[1:])
         write_docs(body, command.strip(), what, load)
     return 0 if not result.errors and result.verified else 1
 

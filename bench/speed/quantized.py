@@ -1,9 +1,9 @@
 """int8 dynamic quantization: speed of Predictor(quantize=True) vs fp32, and what it costs per task.
 
-    nice -n 19 python bench/quantized.py [--quick] [--threads N] [--repeats R] [--n-texts N] [--max-test N]
-                                         [--batch-sizes 1 64] [--no-metrics] [--no-profile]
+    nice -n 19 python bench/speed/quantized.py [--quick] [--threads N] [--repeats R] [--n-texts N] [--max-test N]
+                                               [--batch-sizes 1 64] [--no-metrics] [--no-profile]
 
-Speed: the same texts through the fp32 Predictor and the int8 one (mtl_core.serve.predictor.quantize_dynamic:
+Speed: the same texts through the fp32 Predictor and the int8 one (mtl_core.serve.quantize.quantize_dynamic:
 torch dynamic quantization of the encoder's nn.Linear layers: int8 weights per output channel in [-64, 63],
 packed for the engine the header names, 8-bit activations quantized per batch, the few outlier input
 channels of the feed-forward layers kept in fp32; attention math, LayerNorm, GELU and the task heads stay
@@ -24,12 +24,17 @@ from __future__ import annotations
 
 import random
 import statistics
+import sys
 from collections import defaultdict
+from pathlib import Path
 
-import common
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root: `bench` and `mtl_core` importable
+
 import torch
 
+from bench import common
 from mtl_core.eval.metrics import evaluate
+from mtl_core.model.runner import ModelRunner
 from mtl_core.serve.predictor import Predictor
 
 TARGET_SPEEDUP = 1.5
@@ -110,9 +115,9 @@ def main() -> None:
             rng = random.Random(args.seed)
             prepared = {t: {**s, "test": rng.sample(s.get("test", []), min(max_test, len(s.get("test", []))))}
                         for t, s in prepared.items()}
-        max_len = fp32.max_length
-        m32 = evaluate(fp32.model, fp32.tokenizer, task_file, prepared, "test", "cpu", max_len)
-        m8 = evaluate(int8.model, int8.tokenizer, task_file, prepared, "test", "cpu", max_len)
+        cpu, max_len = torch.device("cpu"), fp32.max_length
+        m32 = evaluate(ModelRunner(fp32.model, fp32.tokenizer, cpu, max_len), task_file, prepared, "test")
+        m8 = evaluate(ModelRunner(int8.model, int8.tokenizer, cpu, max_len), task_file, prepared, "test")
         mrows = []
         for name, m in m32["tasks"].items():
             x, y = 100 * m["primary"], 100 * m8["tasks"][name]["primary"]

@@ -1,6 +1,6 @@
 """On a CUDA GPU: bf16 inference texts/s (batch 256, 128 tokens), training samples/s, share of bf16 peak.
 
-    python bench/gpu.py [--quick] [--repeats R] [--batch-size 256] [--seq 128] [--peak-tflops X]
+    python bench/speed/gpu.py [--quick] [--repeats R] [--batch-size 256] [--seq 128] [--peak-tflops X]
 
 Exits with a message (status 0, "SKIPPED") when CUDA is absent.
   inference, autocast bf16   the Predictor's path: fp32 weights under torch.autocast(bfloat16),
@@ -18,10 +18,14 @@ from __future__ import annotations
 
 import copy
 import sys
+from pathlib import Path
 
-import common
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root: `bench` and `mtl_core` importable
+
 import torch
 from torch import nn
+
+from bench import common
 
 # dense (no sparsity) bf16 tensor-core peak, TFLOPS
 PEAKS = [("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H100", 989.0), ("H200", 989.0), ("GH200", 989.0),

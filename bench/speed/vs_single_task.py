@@ -1,6 +1,6 @@
 """One multi-task Predictor vs six single-task models answering the same six tasks on the same texts.
 
-    nice -n 19 python bench/vs_single_task.py [--quick] [--threads N] [--repeats R] [--n-texts N]
+    nice -n 19 python bench/speed/vs_single_task.py [--quick] [--threads N] [--repeats R] [--n-texts N]
 
 Baseline: one transformers model per task from the same encoder dir (SDPA attention), num_labels set
 from the task file: AutoModelForSequenceClassification x5 (the regression task with num_labels=1) and
@@ -13,7 +13,12 @@ Targets: Predictor >= 4.5x faster; its weights <= 1/4 of the six models' weights
 
 from __future__ import annotations
 
-import common
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root: `bench` and `mtl_core` importable
+
+from bench import common  # isort: skip  (first: it sets the offline defaults before transformers loads)
 import torch
 from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
 

@@ -1,6 +1,6 @@
 """Multi-task training steps on CPU: samples/s with length bucketing vs random batches.
 
-    nice -n 19 python bench/train_speed.py [--quick] [--threads N] [--repeats R] [--steps S] [--batch-size B]
+    nice -n 19 python bench/speed/train_speed.py [--quick] [--threads N] [--repeats R] [--steps S] [--batch-size B]
 
 The training loop's own pieces (mtl_core.model.features: featurize, collate, bucketed_batches) and one full
 optimizer step per batch: forward of the shared encoder (SDPA) + the batch's task head, loss, backward,
@@ -15,11 +15,15 @@ gradient clipping, AdamW step. Tasks are taken round-robin, one task per batch (
 from __future__ import annotations
 
 import random
+import sys
+from pathlib import Path
 
-import common
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root: `bench` and `mtl_core` importable
+
 import torch
 from torch import nn
 
+from bench import common
 from mtl_core.model.features import IGNORE, collate, featurize
 from mtl_core.model.features import bucketed_batches as make_buckets
 

@@ -15,8 +15,8 @@ The base version's test answers are computed once up front, as `python -m mtl_co
 the answer cache when it registers a version; a round then evaluates only its new model on the test splits.
 Prints a markdown table and writes it into docs/RESULTS.md under "## Learning loop" (only that section).
 
-    nice -n 19 python bench/learning_loop.py            # final figures: 200 corrections, all strategies
-    nice -n 19 python bench/learning_loop.py --quick    # development: 60 corrections
+    nice -n 19 python bench/quality/learning_loop.py            # final figures: 200 corrections, all strategies
+    nice -n 19 python bench/quality/learning_loop.py --quick    # development: 60 corrections
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the repo root: `mtl_core` importable
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -42,7 +42,9 @@ from mtl_core.data import prepare_all  # noqa: E402
 from mtl_core.eval.compare import is_right, predict_answers  # noqa: E402
 from mtl_core.model.checkpoint import load_checkpoint  # noqa: E402
 from mtl_core.model.registry import Registry  # noqa: E402
-from mtl_core.rounds.finetune import STRATEGIES, Reporter, RoundConfig, run_round  # noqa: E402
+from mtl_core.model.runner import ModelRunner  # noqa: E402
+from mtl_core.progress import PrintReporter  # noqa: E402
+from mtl_core.rounds.finetune import STRATEGIES, RoundConfig, run_round  # noqa: E402
 from mtl_core.rounds.round_data import example_spans  # noqa: E402
 
 RESULTS = ROOT / "docs" / "RESULTS.md"
@@ -90,12 +92,13 @@ def wrong_dev_examples(home: Path, n: int, dev_cap: int | None) -> list[tuple[st
     reg = Registry(home)
     model, tok, task_file, meta = load_checkpoint(reg.path_of(reg.active))
     model.set_attention(eager=False)  # SDPA: faster, and no attention weights are needed
+    runner = ModelRunner.of(model, tok, "cpu")
     seed = int(meta["train_config"].get("data_seed", meta["train_config"].get("seed", 0)))
     prepared = prepare_all(task_file, home / "data_cache", seed=seed)
     pools = {}
     for spec in task_file.tasks:
         dev = prepared.get(spec.name, {}).get("dev", [])[:dev_cap]
-        answers = predict_answers(model, tok, spec, dev, "cpu", model.config.max_length)
+        answers = predict_answers(runner, spec, dev)
         gold = [list(ex.tags) if spec.kind == "token_classification" else ex.label for ex in dev]
         pools[spec.name] = [ex for ex, g, a in zip(dev, gold, answers) if not is_right(spec.kind, g, a)]
         print(f"  {spec.name}: {len(pools[spec.name])}/{len(dev)} dev examples wrong", flush=True)
@@ -133,7 +136,7 @@ def warm_base_answers(home: Path) -> float:
     seed = int(meta["train_config"].get("data_seed", meta["train_config"].get("seed", 0)))
     prepared = prepare_all(task_file, data_cache_dir(home), seed=seed)
     sets = {n: prepared[n]["test"] for n in model.tasks if prepared.get(n, {}).get("test")}
-    cached_answers(home, reg.active, model, tok, dict(model.tasks), sets, "cpu")
+    cached_answers(home, reg.active, ModelRunner.of(model, tok, "cpu"), sets)
     return time.perf_counter() - t0
 
 
@@ -142,19 +145,20 @@ def one_round(home: Path, strategy: str, steps: int | None) -> dict:
     if steps:
         cfg = replace(cfg, steps=steps)
     t0 = time.perf_counter()
-    out = run_round(home, "v0001", cfg, reporter=Reporter(verbose=False))
+    out = run_round(home, "v0001", cfg, reporter=PrintReporter(verbose=False))
     wall = time.perf_counter() - t0
-    corr = out["comparison"]["corrections"]["counts"]
+    corr = out.comparison["corrections"]["counts"]
     n = sum(c["n"] for c in corr.values())
     wrong_before = sum(c["n"] - c["right_old"] for c in corr.values())
     fixed = sum(c["fixed"] for c in corr.values())
-    weights = out["comparison"].get("corrections_weights_only", {})
-    deltas = {t: 100 * row["delta"] for t, row in out["comparison"]["test"]["tasks"].items()}
-    return {"version": out["version"], "strategy": strategy, "n": n, "wrong_before": wrong_before, "fixed": fixed,
+    weights = out.comparison.get("corrections_weights_only", {})
+    deltas = {t: 100 * row["delta"] for t, row in out.comparison["test"]["tasks"].items()}
+    memory_keys = {t: m.get("keys", 0) for t, m in out.comparison.get("edit_memory", {}).items()}
+    return {"version": out.version, "strategy": strategy, "n": n, "wrong_before": wrong_before, "fixed": fixed,
             "right_after": sum(c["right_new"] for c in corr.values()),
             "weights_only": sum(c["right_new"] for c in weights.values()),
-            "memory_keys": {t: m.get("keys", 0) for t, m in out["comparison"].get("edit_memory", {}).items()}, "deltas": deltas, "wall": wall,
-            "timings": out["timings"], "config": asdict(cfg), "per_task_fixed": corr}
+            "memory_keys": memory_keys, "deltas": deltas, "wall": wall,
+            "timings": out.timings, "config": asdict(cfg), "per_task_fixed": corr}
 
 
 def toggle_punctuation(text: str) -> str:
@@ -173,6 +177,7 @@ def edited_corrections(home: Path, version: str, picked: list) -> dict[str, dict
     """Share of lightly edited sentence-task corrections the new version gets right, with and without memory."""
     model, tok, _, _ = load_checkpoint(Registry(home).path_of(version))
     model.set_attention(eager=False)
+    runner = ModelRunner.of(model, tok, "cpu")
     out = {}
     for name, edit in EDITS.items():
         shares = {}
@@ -185,7 +190,7 @@ def edited_corrections(home: Path, version: str, picked: list) -> dict[str, dict
                 if spec.kind == "token_classification" or edit(ex.text) == ex.text:
                     continue
                 variant = type(ex)(text=edit(ex.text), label=ex.label)
-                answer = predict_answers(model, tok, spec, [variant], "cpu", model.config.max_length)[0]
+                answer = predict_answers(runner, spec, [variant])[0]
                 right += is_right(spec.kind, ex.label, answer)
                 total += 1
             shares[label] = right / max(1, total)
@@ -267,7 +272,7 @@ def main() -> int:
             print(f"  {strategy}: {r['right_after']}/{r['n']} right after, worst Δ "
                   f"{min(r['deltas'].values()):+.2f} pts, {r['wall']:.0f} s", flush=True)
         cfg = RoundConfig() if not args.steps else replace(RoundConfig(), steps=args.steps)
-        header = (f"`python bench/learning_loop.py{' --quick' if args.quick else ''}` — base {base}, "
+        header = (f"`python bench/quality/learning_loop.py{' --quick' if args.quick else ''}` — base {base}, "
                   f"{len(picked)} corrections from wrong dev examples; default RoundConfig (steps {cfg.steps}, "
                   f"replay {cfg.replay_ratio:g}/correction, upsample {cfg.correction_upsample}); "
                   f"{os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}"

@@ -1,14 +1,14 @@
 """The int8 ceiling of this CPU: one encoder-shaped GEMM in fp32 vs int8, in torch and in ONNX Runtime.
 
-    nice -n 19 python bench/int8_gemm.py [--quick] [--threads N] [--repeats R] [--rows 2560 8192]
+    nice -n 19 python bench/speed/int8_gemm.py [--quick] [--threads N] [--repeats R] [--rows 2560 8192]
 
-Only the linear layers of the encoder run in int8 (bench/quantized.py), so their own fp32 / int8 ratio
+Only the linear layers of the encoder run in int8 (bench/speed/quantized.py), so their own fp32 / int8 ratio
 caps the whole Predictor's int8 speed-up. This measures that ratio without the model around it, for
 MiniLM's four GEMM shapes (q/k/v and attention output 384->384, fused q/k/v 384->1152, feed-forward
 384->1536 and 1536->384) at the row counts of the benchmarks' batches (2,560 = 64 texts x 40 tokens,
 8,192 = 64 x 128):
   torch fp32      nn.Linear (MKL / oneDNN sgemm)
-  torch int8      mtl_core.serve.predictor.Int8Linear (fbgemm dynamic quantization, the Predictor's int8 path,
+  torch int8      mtl_core.serve.quantize.Int8Linear (fbgemm dynamic quantization, the Predictor's int8 path,
                   per-channel int8 weights, activations quantized per call; no outlier channels)
   ORT fp32 / int8 (if onnxruntime is installed) a one-MatMul graph and its onnxruntime.quantization
                   quantize_dynamic version (MatMulInteger, MLAS kernels), same threads
@@ -20,11 +20,16 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
 import tempfile
+from pathlib import Path
 
-import common
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root: `bench` and `mtl_core` importable
+
 import numpy as np
 import torch
+
+from bench import common
 
 SHAPES = ((384, 384), (384, 1152), (384, 1536), (1536, 384))
 

@@ -1,6 +1,6 @@
 """How close is the Predictor (every task, decoded) to the bare encoder forward, the hardware floor?
 
-    nice -n 19 python bench/floor.py [--quick] [--threads N] [--repeats R] [--n-texts N]
+    nice -n 19 python bench/speed/floor.py [--quick] [--threads N] [--repeats R] [--n-texts N]
 
 Same texts (test splits, mixed lengths), same run. For batch 1 and batch 64:
   bare forward      AutoModel (same encoder weights, SDPA) on the *same tokenised batches with the same
@@ -14,7 +14,12 @@ Target: predict <= 1.15x bare forward.
 
 from __future__ import annotations
 
-import common
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root: `bench` and `mtl_core` importable
+
+from bench import common  # isort: skip  (first: it sets the offline defaults before transformers loads)
 import torch
 from transformers import AutoModel
 

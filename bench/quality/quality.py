@@ -1,7 +1,7 @@
 """Does sharing help or hurt each task? Baselines, single-task models and the multi-task model, side by side.
 
-    python bench/quality.py                 # evaluate the active workspace model + train the single-task models
-    python bench/quality.py --skip-single   # baselines + multi-task only (a minute)
+    python bench/quality/quality.py                 # evaluate the active workspace model + train the single-task models
+    python bench/quality/quality.py --skip-single   # baselines + multi-task only (a minute)
 
 Single-task models use the same encoder, recipe and budget: each gets exactly the number of steps the
 multi-task sampler gave that task in the default run. Results go to docs/RESULTS.md (section "Quality").
@@ -17,19 +17,20 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root: `mtl_core` importable
 
-from mtl_core.eval.metrics import classification_metrics, evaluate, headline, regression_metrics  # noqa: E402
-from mtl_core.model.checkpoint import load_checkpoint  # noqa: E402
-from mtl_core.model.modeling import ModelConfig, build_model  # noqa: E402
-from mtl_core.model.registry import Registry  # noqa: E402
-from mtl_core.train.loop import TrainConfig, set_seed, train  # noqa: E402
-from mtl_core.train.pipeline import prepare  # noqa: E402
-from mtl_core.train.weighting import TaskSampler  # noqa: E402
+from mtl_core.eval.metrics import classification_metrics, evaluate, headline, regression_metrics
+from mtl_core.model.checkpoint import load_checkpoint
+from mtl_core.model.modeling import ModelConfig, build_model
+from mtl_core.model.registry import Registry
+from mtl_core.model.runner import ModelRunner
+from mtl_core.train.loop import TrainConfig, set_seed, train
+from mtl_core.train.pipeline import prepare
+from mtl_core.train.weighting import TaskSampler
 
 FLOORS = {"sentiment": ("accuracy", 0.85), "sentiment_score": ("pearson", 0.70), "topic": ("accuracy", 0.96),
           "question_type": ("accuracy", 0.93), "spam": ("f1_spam", 0.93), "ner": ("f1", 0.45)}
-RESULTS = Path(__file__).resolve().parents[1] / "docs" / "RESULTS.md"
+RESULTS = Path(__file__).resolve().parents[2] / "docs" / "RESULTS.md"
 
 
 def tfidf_baselines(task_file, prepared) -> dict:
@@ -95,7 +96,7 @@ def train_single(task_file, prepared, name: str, steps: int, cfg: TrainConfig, t
     one = type(task_file)(tasks=[spec])
     single_cfg = replace(cfg, steps=steps, eval_every=max(steps // 2, 1), tasks=[name])
     train(model, tokenizer, one, prepared, single_cfg, progress=False)
-    metrics = evaluate(model, tokenizer, one, prepared, "test", "cpu", model.config.max_length)
+    metrics = evaluate(ModelRunner.of(model, tokenizer, "cpu"), one, prepared, "test")
     return metrics["tasks"][name], time.perf_counter() - t0
 
 
@@ -113,7 +114,7 @@ def main() -> int:
         print("no trained model: run `python -m mtl_core train` first", file=sys.stderr)
         return 2
     model, tokenizer, ck_tasks, meta = load_checkpoint(reg.path_of(version))
-    mtl = headline(evaluate(model, tokenizer, ck_tasks, prepared, "test", "cpu", model.config.max_length))
+    mtl = headline(evaluate(ModelRunner.of(model, tokenizer, "cpu"), ck_tasks, prepared, "test"))
     cfg = TrainConfig(**{k: v for k, v in meta["train_config"].items() if k in TrainConfig.__dataclass_fields__})
     rows = {"tfidf": tfidf_baselines(task_file, prepared), "vader": {"sentiment_score": vader_baseline(prepared)},
             "memory": {"ner": ner_memory_baseline(prepared)}, "mtl": mtl, "single": {}, "single_time": {}}
@@ -163,7 +164,7 @@ def render(rows: dict, version: str, steps: dict, meta: dict) -> str:
 
 def write_section(table: str) -> None:
     start, end = "<!-- quality:start -->", "<!-- quality:end -->"
-    body = f"{start}\n## Quality (`python bench/quality.py`)\n\n{table}\n{end}"
+    body = f"{start}\n## Quality (`python bench/quality/quality.py`)\n\n{table}\n{end}"
     text = RESULTS.read_text() if RESULTS.exists() else "# Results\n"
     if start in text:
         text = text[: text.index(start)] + body + text[text.index(end) + len(end):]

@@ -1,6 +1,6 @@
 """Store benchmark: 10,000 annotations, then top-100 queue reads at 10,000 and 100,000 queue items.
 
-Usage: python bench/store_bench.py [--url sqlite:///path.db | postgresql+psycopg://...]
+Usage: python bench/system/store_bench.py [--url sqlite:///path.db | postgresql+psycopg://...]
 Without --url a throwaway SQLite file in a temp dir is used. Target: top-100 < 100 ms at 100k items.
 """
 
@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root: `mtl_core` importable
 
-from mtl_core.review.queue import Candidate  # noqa: E402
+from mtl_core.review.queue import Candidate
 from mtl_core.store import (
     add_annotation,
     add_texts,

@@ -1,6 +1,6 @@
 """ONNX Runtime vs PyTorch: the same all-heads graph on the same tokenised batches.
 
-    nice -n 19 python bench/onnx_speed.py [--quick] [--threads N] [--repeats R] [--n-texts N]
+    nice -n 19 python bench/speed/onnx_speed.py [--quick] [--threads N] [--repeats R] [--n-texts N]
 
 Exports the model (active workspace version, else the untrained real-size one) with
 mtl_core.serve.export.export_model into a temporary directory (checked against PyTorch to 1e-4), then times,
@@ -13,13 +13,17 @@ Tokenisation and decoding are the same for both and excluded.
 
 from __future__ import annotations
 
+import sys
 import tempfile
 import time
+from pathlib import Path
 
-import common
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root: `bench` and `mtl_core` importable
+
 import numpy as np
 import torch
 
+from bench import common
 from mtl_core.serve.export import export_model, onnx_session
 
 

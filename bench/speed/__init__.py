@@ -1,0 +1,1 @@
+"""Speed: latency, throughput, int8, ONNX, attention/explain paths, training and GPU speed (bench/README.md)."""
