@@ -10,7 +10,7 @@ import streamlit as st
 from app.components.results import task_title
 from app.shared import auth_view
 from app.train import service as train_service
-from app.train.compare_view import flash, show_flash
+from app.train.compare_view import flash, guarded_action, show_flash
 from mtl_core.model.registry import Registry, VersionInfo
 from mtl_core.model.version_marks import discarded_versions
 
@@ -38,15 +38,8 @@ def _highlight_active(row: pd.Series) -> list[str]:
 
 
 def _activate(version: str) -> None:
-    if not auth_view.allowed("rollback"):
-        flash("error", auth_view.denied_message("rollback"))
-        return
-    try:
-        train_service.promote(version)
-    except Exception as exc:
-        flash("error", f"Could not activate {version}: {exc}")
-        return
-    flash("success", f"{version} is now the active model.")
+    if guarded_action("rollback", train_service.promote, version, "Could not activate"):
+        flash("success", f"{version} is now the active model.")
 
 
 def _read_json(path) -> dict:

@@ -11,10 +11,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from app.review.service import record
 from mtl_core.store import annotator_conflicts, cohen_kappa, current_labels, get_texts
 from mtl_core.store.annotations import canonical
+from mtl_core.store.db import Sessions
 from mtl_core.store.models import AnnotationEvent
 from mtl_core.tasks import TaskSpec
 
@@ -30,7 +32,7 @@ class KappaRow:
     kappa: float
 
 
-def kappa_table(sessions, tasks: list[str]) -> list[KappaRow]:
+def kappa_table(sessions: Sessions, tasks: list[str]) -> list[KappaRow]:
     """Cohen's kappa per task and annotator pair, with how many texts both labelled."""
     rows = []
     with sessions() as s:
@@ -55,7 +57,7 @@ class OpenConflict:
     options: list[Any] = field(default_factory=list)  # the distinct labels, in first-seen order
 
 
-def _adjudicated_at(session, task: str) -> dict[int, datetime]:
+def _adjudicated_at(session: Session, task: str) -> dict[int, datetime]:
     """text id -> time of its latest still-effective adjudication for `task`."""
     undone = select(AnnotationEvent.undoes_event_id).where(AnnotationEvent.undoes_event_id.is_not(None))
     query = (
@@ -67,7 +69,7 @@ def _adjudicated_at(session, task: str) -> dict[int, datetime]:
     return dict(session.execute(query).all())
 
 
-def open_conflicts(sessions, spec: TaskSpec, limit: int = 50) -> list[OpenConflict]:
+def open_conflicts(sessions: Sessions, spec: TaskSpec, limit: int = 50) -> list[OpenConflict]:
     """Texts whose annotators disagree on `spec` and that no later adjudication settled."""
     lo, hi = spec.value_range
     tolerance = 0.1 * (hi - lo) if spec.kind == "regression" else 0.0
@@ -91,6 +93,6 @@ def open_conflicts(sessions, spec: TaskSpec, limit: int = 50) -> list[OpenConfli
     return out
 
 
-def adjudicate(sessions, text_id: int, task: str, value: Any, annotator: str) -> int:
+def adjudicate(sessions: Sessions, text_id: int, task: str, value: Any, annotator: str) -> int:
     """The final label of a conflict, recorded as the current annotator's label (reason 'adjudication')."""
     return record(sessions, text_id, task, value, annotator, "label", ADJUDICATION)

@@ -14,10 +14,11 @@ from app.review import agreement_service as agreement
 from app.review import service as rs
 from app.review.common import flash
 from app.shared import auth_view
+from mtl_core.store.db import Sessions
 from mtl_core.tasks import TaskFile
 
 
-def render_agreement(sessions, annotator: str | None, task_file: TaskFile) -> None:
+def render_agreement(sessions: Sessions, annotator: str | None, task_file: TaskFile) -> None:
     st.markdown("**Cohen's kappa between annotators** (texts both labelled; 1 = perfect, 0 = chance)")
     rows = agreement.kappa_table(sessions, [t.name for t in task_file.tasks])
     if rows:
@@ -43,7 +44,7 @@ def render_agreement(sessions, annotator: str | None, task_file: TaskFile) -> No
         _conflict_card(sessions, conflict, annotator)
 
 
-def _conflict_card(sessions, conflict: agreement.OpenConflict, annotator: str | None) -> None:
+def _conflict_card(sessions: Sessions, conflict: agreement.OpenConflict, annotator: str | None) -> None:
     with st.container(border=True, key=f"review_adj_box_{conflict.task}_{conflict.text_id}"):
         st.markdown(f'<div class="mtl-review-text" style="white-space:pre-wrap">{esc_text(conflict.text)}</div>',
                     unsafe_allow_html=True)
@@ -58,7 +59,7 @@ def _conflict_card(sessions, conflict: agreement.OpenConflict, annotator: str | 
                   disabled=not annotator, on_click=_adjudicate, args=(sessions, conflict, pick_key, annotator))
 
 
-def _adjudicate(sessions, conflict: agreement.OpenConflict, pick_key: str, annotator: str) -> None:
+def _adjudicate(sessions: Sessions, conflict: agreement.OpenConflict, pick_key: str, annotator: str) -> None:
     if not auth_view.acting_as(annotator, "adjudicate"):
         flash("error", auth_view.denied_message("adjudicate"))
         return

@@ -15,11 +15,12 @@ from app.review import span_service
 from app.review.common import ITEM, PIN, flash
 from app.shared import auth_view
 from mtl_core.store import QueueEntry
+from mtl_core.store.db import Sessions
 from mtl_core.tasks import TaskFile, TaskSpec
 from mtl_core.types import ClassPrediction, Prediction, RegressionPrediction, Span, TokenPrediction
 
 
-def render_editor(sessions, entry: QueueEntry, annotator: str, prediction: Prediction | None,
+def render_editor(sessions: Sessions, entry: QueueEntry, annotator: str, prediction: Prediction | None,
                   task_file: TaskFile) -> None:
     """Correct any task; label / accept / skip / undo are each one append-only event."""
     names = [t.name for t in task_file.tasks]
@@ -113,7 +114,7 @@ def _remove_span(task: str, index: int) -> None:
     st.session_state[key] = spans
 
 
-def _act(sessions, entry: QueueEntry, spec: TaskSpec, annotator: str, kind: str, accept_value) -> None:
+def _act(sessions: Sessions, entry: QueueEntry, spec: TaskSpec, annotator: str, kind: str, accept_value) -> None:
     """Button callback: append one event, then the page shows the next item."""
     if not auth_view.acting_as(annotator):
         flash("error", auth_view.denied_message("annotate"))
@@ -141,7 +142,7 @@ def _act(sessions, entry: QueueEntry, spec: TaskSpec, annotator: str, kind: str,
     flash("success", f"{what} {task_title(task)}{shown}.")
 
 
-def undo_action(sessions, annotator: str) -> None:
+def undo_action(sessions: Sessions, annotator: str) -> None:
     if not auth_view.acting_as(annotator):
         flash("error", auth_view.denied_message("annotate"))
         return

@@ -7,10 +7,11 @@ import streamlit as st
 from app.components.results import task_title
 from app.review import exchange_service as exchange
 from app.shared import auth_view
+from mtl_core.store.db import Sessions
 from mtl_core.tasks import TaskFile
 
 
-def render_exchange(sessions, task_file: TaskFile) -> None:
+def render_exchange(sessions: Sessions, task_file: TaskFile) -> None:
     st.markdown("**Export** every annotation event (labels, accepts, skips, undos) with its annotator and time.")
     cols = st.columns(3)
     cols[0].download_button("Annotations (JSONL)", data=lambda: exchange.export_jsonl_bytes(sessions),

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from mtl_core.ops import worker
 from mtl_core.store import add_texts, get_job, list_jobs
+from mtl_core.store.db import Sessions
 from mtl_core.store.models import TextRow
 
 JOB_KIND = "score_pool"
@@ -26,7 +27,7 @@ def upload_pool_name(filename: str) -> str:
     return f"upload:{safe[:150]}"
 
 
-def store_upload(sessions, filename: str, texts: list[str]) -> tuple[str, int]:
+def store_upload(sessions: Sessions, filename: str, texts: list[str]) -> tuple[str, int]:
     """Store an uploaded file's texts under source 'upload:<name>'; returns (pool name, distinct texts)."""
     pool = upload_pool_name(filename)
     with sessions() as s:
@@ -34,12 +35,12 @@ def store_upload(sessions, filename: str, texts: list[str]) -> tuple[str, int]:
     return pool, len(set(ids))
 
 
-def pool_size(sessions, source: str) -> int:
+def pool_size(sessions: Sessions, source: str) -> int:
     with sessions() as s:
         return int(s.scalar(select(func.count()).select_from(TextRow).where(TextRow.source == source)) or 0)
 
 
-def start_scoring(sessions, home: str, pool: str, model_version: str | None, limit: int,
+def start_scoring(sessions: Sessions, home: str, pool: str, model_version: str | None, limit: int,
                   previous_version: str | None = None) -> int:
     """Launch the `score_pool` worker; raises worker.JobBusy while another scoring job runs."""
     params: dict[str, Any] = {"pool": pool, "model_version": model_version, "limit": int(limit)}
@@ -64,7 +65,7 @@ class JobView:
         return self.status in ACTIVE_STATUSES
 
 
-def job_view(sessions, job_id: int | None = None) -> JobView | None:
+def job_view(sessions: Sessions, job_id: int | None = None) -> JobView | None:
     """A snapshot of the given scoring job, or of the newest one."""
     with sessions() as s:
         if job_id is not None:

@@ -16,13 +16,14 @@ from mtl_core.model.registry import Registry
 from mtl_core.ops import worker
 from mtl_core.review.jobs import SCORABLE_SPLITS
 from mtl_core.serve.predictor import Predictor
+from mtl_core.store.db import Sessions
 from mtl_core.tasks import load_task_file
 
 JOB = "review_job_id"
 POOL_TITLES = {"predict": "Texts sent from Predict", "upload": "Upload a file", "dataset": "Bundled data set"}
 
 
-def render_pools(sessions, home: str, predictor: Predictor | None, version: str | None) -> None:
+def render_pools(sessions: Sessions, home: str, predictor: Predictor | None, version: str | None) -> None:
     if predictor is None:
         st.info("Scoring a pool needs a trained model: `python -m mtl_core train --quick`.")
         _render_job(sessions, home)
@@ -92,7 +93,7 @@ def _dataset_pool(predictor: Predictor) -> str | None:
     return f"dataset:{task}:{split}"
 
 
-def _render_job(sessions, home: str) -> None:
+def _render_job(sessions: Sessions, home: str) -> None:
     view = pool_service.job_view(sessions, st.session_state.get(JOB))
     if view is None:
         return
@@ -103,7 +104,7 @@ def _render_job(sessions, home: str) -> None:
 
 
 @st.fragment(run_every=2)
-def _live_job(sessions, home: str, job_id: int) -> None:
+def _live_job(sessions: Sessions, home: str, job_id: int) -> None:
     """Polls the job row every 2 s while it runs; a full rerun when it ends refreshes the queue."""
     view = pool_service.job_view(sessions, job_id)
     if view is None or not view.active:

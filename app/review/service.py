@@ -27,6 +27,7 @@ from mtl_core.store import (
     undo_last,
     upsert_queue_items,
 )
+from mtl_core.store.db import Sessions
 from mtl_core.store.models import AnnotationEvent, QueueItem, TextRow
 from mtl_core.tasks import TaskFile, TaskSpec
 from mtl_core.types import ClassPrediction, Prediction, RegressionPrediction, TaskPrediction, TokenPrediction
@@ -42,7 +43,7 @@ class SentToReview:
     queued: int  # queue items written for the text
 
 
-def send_to_review(sessions, prediction: Prediction, version: str, task_file: TaskFile) -> SentToReview:
+def send_to_review(sessions: Sessions, prediction: Prediction, version: str, task_file: TaskFile) -> SentToReview:
     """Store a Predict-page text (source 'predict'), its predictions for `version`, and its
     uncertainty/contradiction candidates as queue items. Re-sending refreshes, never duplicates."""
     with sessions() as s:
@@ -58,14 +59,14 @@ def send_to_review(sessions, prediction: Prediction, version: str, task_file: Ta
 # ---------------------------------------------------------------- the queue
 
 
-def next_item(sessions, annotator: str, task: str | None = None, reason: str | None = None) -> QueueEntry | None:
+def next_item(sessions: Sessions, annotator: str, task: str | None = None, reason: str | None = None) -> QueueEntry | None:
     """The highest-scored item this annotator has not labelled, accepted or skipped yet."""
     with sessions() as s:
         found = top_queue(s, limit=1, task=task, reason=reason, annotator=annotator)
     return found[0] if found else None
 
 
-def item_for(sessions, text_id: int, task: str | None) -> QueueEntry | None:
+def item_for(sessions: Sessions, text_id: int, task: str | None) -> QueueEntry | None:
     """The best queue item of a text (preferring `task`): where the view returns after an undo."""
     with sessions() as s:
         query = (
@@ -83,7 +84,7 @@ def item_for(sessions, text_id: int, task: str | None) -> QueueEntry | None:
                       q.created_at)
 
 
-def progress(sessions, annotator: str, task: str | None = None, reason: str | None = None) -> tuple[int, int]:
+def progress(sessions: Sessions, annotator: str, task: str | None = None, reason: str | None = None) -> tuple[int, int]:
     """(done, total) for this annotator under the filters."""
     with sessions() as s:
         counts = queue_progress(s, task, annotator=annotator)
@@ -93,7 +94,7 @@ def progress(sessions, annotator: str, task: str | None = None, reason: str | No
     return part["done"], part["total"]
 
 
-def stored_prediction(sessions, entry: QueueEntry) -> Prediction | None:
+def stored_prediction(sessions: Sessions, entry: QueueEntry) -> Prediction | None:
     """The queued version's stored answers (used when no model can be loaded)."""
     if not entry.model_version:
         return None
@@ -152,7 +153,7 @@ def check_value(spec: TaskSpec, value: Any, text: str) -> Any:
     return spans
 
 
-def record(sessions, text_id: int, task: str, value: Any, annotator: str, kind: str, reason: str | None) -> int:
+def record(sessions: Sessions, text_id: int, task: str, value: Any, annotator: str, kind: str, reason: str | None) -> int:
     """Append a label / accept / skip event; returns its id."""
     with sessions() as s:
         return add_annotation(s, text_id, task, value, annotator, kind=kind, reason=reason).id
@@ -165,7 +166,7 @@ class Undone:
     kind: str  # the kind of the event that was undone
 
 
-def undo(sessions, annotator: str) -> Undone | None:
+def undo(sessions: Sessions, annotator: str) -> Undone | None:
     """Cancel the annotator's latest effective event (a new 'undo' event); None when nothing is left."""
     with sessions() as s:
         event = undo_last(s, annotator)
@@ -187,7 +188,7 @@ class LogRow:
     undone: bool
 
 
-def event_log(sessions, text_id: int) -> list[LogRow]:
+def event_log(sessions: Sessions, text_id: int) -> list[LogRow]:
     """Every event of a text, oldest first, undone ones marked."""
     with sessions() as s:
         events = history(s, text_id)

@@ -23,6 +23,7 @@ from app.shared import auth_view, services
 from app.shared.store_service import get_sessions
 from mtl_core.serve.predictor import NoModelError, Predictor
 from mtl_core.store import QueueEntry
+from mtl_core.store.db import Sessions
 from mtl_core.store.models import QUEUE_REASONS
 from mtl_core.tasks import TaskFile, load_task_file
 from mtl_core.types import Prediction
@@ -110,7 +111,7 @@ def render_annotator() -> str | None:
 # ---------------------------------------------------------------- queue
 
 
-def render_queue(sessions, annotator: str | None, predictor: Predictor | None, version: str | None,
+def render_queue(sessions: Sessions, annotator: str | None, predictor: Predictor | None, version: str | None,
                  task_file: TaskFile) -> None:
     if not annotator:
         st.caption("The queue opens once you have entered your name.")
@@ -135,7 +136,7 @@ def render_queue(sessions, annotator: str | None, predictor: Predictor | None, v
     render_item(sessions, entry, annotator, predictor, version, task_file)
 
 
-def _current_entry(sessions, annotator: str, task: str | None, reason: str | None) -> QueueEntry | None:
+def _current_entry(sessions: Sessions, annotator: str, task: str | None, reason: str | None) -> QueueEntry | None:
     pin = st.session_state.get(PIN)
     if pin:
         entry = rs.item_for(sessions, *pin)
@@ -154,7 +155,7 @@ def _reset_on_item_change(entry: QueueEntry) -> None:
         st.session_state[ITEM] = entry.id
 
 
-def _prediction(sessions, entry: QueueEntry, predictor: Predictor | None, version: str | None
+def _prediction(sessions: Sessions, entry: QueueEntry, predictor: Predictor | None, version: str | None
                 ) -> Prediction | None:
     if predictor is not None and version is not None:
         try:
@@ -165,7 +166,7 @@ def _prediction(sessions, entry: QueueEntry, predictor: Predictor | None, versio
     return rs.stored_prediction(sessions, entry)
 
 
-def render_item(sessions, entry: QueueEntry, annotator: str, predictor: Predictor | None,
+def render_item(sessions: Sessions, entry: QueueEntry, annotator: str, predictor: Predictor | None,
                 version: str | None, task_file: TaskFile) -> None:
     with st.container(border=True, key="review_item_box"):
         st.markdown(f'<div class="mtl-review-text" style="white-space:pre-wrap;font-size:1.1em">'

@@ -58,16 +58,23 @@ def _examples_frame(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame([{k: r.get(k, "") for k in cols} for r in rows], columns=cols)
 
 
-def _promote(version: str) -> None:
-    if not auth_view.allowed("promote"):
-        flash("error", auth_view.denied_message("promote"))
-        return
+def guarded_action(action: str, fn, version: str, failed: str) -> bool:
+    """Button callback body: check the role for `action`, run `fn(version)`; any error becomes a flash
+    message starting with `failed` (a checkpoint deleted by hand etc.). -> whether it ran."""
+    if not auth_view.allowed(action):
+        flash("error", auth_view.denied_message(action))
+        return False
     try:
-        train_service.promote(version)
-    except Exception as exc:  # a checkpoint deleted by hand etc.
-        flash("error", f"Could not promote {version}: {exc}")
-        return
-    flash("success", f"{version} is now the active model: predictions use it from now on.")
+        fn(version)
+    except Exception as exc:
+        flash("error", f"{failed} {version}: {exc}")
+        return False
+    return True
+
+
+def _promote(version: str) -> None:
+    if guarded_action("promote", train_service.promote, version, "Could not promote"):
+        flash("success", f"{version} is now the active model: predictions use it from now on.")
 
 
 def _discard(version: str) -> None:

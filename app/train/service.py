@@ -23,6 +23,7 @@ from mtl_core.store import (
     mark_stale_jobs_failed,
     upsert_queue_items,
 )
+from mtl_core.store.db import Sessions
 from mtl_core.store.models import Job, utcnow
 from mtl_core.workspace import workspace_dir
 
@@ -39,7 +40,7 @@ def launch(params: dict) -> int:
     return worker.launch(JOB_KIND, params, home())
 
 
-def start_round(cfg: RoundConfig, base_version: str, sessions) -> int:
+def start_round(cfg: RoundConfig, base_version: str, sessions: Sessions) -> int:
     params = {f.name: getattr(cfg, f.name) for f in fields(RoundConfig)}
     with sessions() as s:
         mark_stale_jobs_failed(s, worker.STALE_AFTER_S)
@@ -50,12 +51,12 @@ def cancel(job_id: int) -> None:
     worker.request_cancel(job_id, home())
 
 
-def counts(sessions) -> dict[str, int]:
+def counts(sessions: Sessions) -> dict[str, int]:
     with sessions() as s:
         return correction_counts(s)
 
 
-def current_job(sessions) -> Job | None:
+def current_job(sessions: Sessions) -> Job | None:
     """The running (or queued) round if any, else the newest round of any status; stale ones get failed."""
     with sessions() as s:
         mark_stale_jobs_failed(s, worker.STALE_AFTER_S)
@@ -66,12 +67,12 @@ def current_job(sessions) -> Job | None:
     return jobs[0] if jobs else None
 
 
-def refresh(sessions, job_id: int) -> Job | None:
+def refresh(sessions: Sessions, job_id: int) -> Job | None:
     with sessions() as s:
         return get_job(s, job_id)
 
 
-def recent_jobs(sessions, limit: int = 10) -> list[Job]:
+def recent_jobs(sessions: Sessions, limit: int = 10) -> list[Job]:
     with sessions() as s:
         return list_jobs(s, kind=JOB_KIND, limit=limit)
 
@@ -84,7 +85,7 @@ def eta_seconds(job: Job) -> float | None:
     return max(0.0, elapsed / job.step * (job.total - job.step))
 
 
-def curves(sessions, job_id: int) -> pd.DataFrame:
+def curves(sessions: Sessions, job_id: int) -> pd.DataFrame:
     """The job's metric points: step, task, name, value."""
     with sessions() as s:
         rows = [{"step": m.step, "task": m.task or "all", "name": m.name, "value": m.value}
@@ -115,7 +116,7 @@ def discard(version: str) -> None:
     discard_version(version, home())
 
 
-def send_to_review(sessions, rows: list[dict], version: str, base: str) -> int:
+def send_to_review(sessions: Sessions, rows: list[dict], version: str, base: str) -> int:
     """Queue examples (fixed/broken rows of a comparison) for review with reason "version_vs_version"."""
     items = []
     with sessions() as s:

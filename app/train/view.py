@@ -17,6 +17,7 @@ from app.train.compare_view import flash, render_round_result, show_flash
 from mtl_core.model.registry import Registry
 from mtl_core.ops.worker import JobBusy
 from mtl_core.rounds.finetune import STRATEGIES, RoundConfig
+from mtl_core.store.db import Sessions
 from mtl_core.train.weighting import SAMPLINGS, WEIGHTINGS
 
 STRATEGY_HELP = {
@@ -60,7 +61,7 @@ def _last_round(job) -> None:
         st.info(f"Round {job.id} was {job.status}: {job.message or ''}")
 
 
-def _settings(base: str, sessions) -> None:
+def _settings(base: str, sessions: Sessions) -> None:
     st.subheader(f"New round from {base}")
     counts = train_service.counts(sessions)
     if not counts:

@@ -26,7 +26,6 @@ import time
 import traceback
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]  # the repo root: `bench`, `mtl_core` and `app` importable
@@ -41,7 +40,7 @@ from bench.system.apptest_threads import concurrent_apptest  # noqa: E402
 RUN_TIMEOUT_S = 600  # one rerun may wait behind many others; a timeout is reported as an error
 OPENERS = ["", "Honestly, ", "Update: ", "FYI: ", "Breaking: ", "So ", "Well, "]
 CLOSERS = ["", " Thoughts?", " Really.", " #news", " :)", " Call me later.", " Not sure."]
-SECTION = "## Load: concurrent sessions"
+SECTION = "## 10. Load: concurrent sessions"
 BEGIN, END = "<!-- bench/system/load_sessions.py: begin -->", "<!-- bench/system/load_sessions.py: end -->"
 
 
@@ -257,7 +256,7 @@ def report(result: LoadResult) -> str:
 def write_docs(body: str, command: str, what: str, load: str) -> None:
     """Replace the generated part of the section (between the markers); notes around it stay."""
     doc = ROOT / "docs" / "PERFORMANCE.md"
-    generated = (f"{BEGIN}\n`{command}` ({date.today().isoformat()}; {common.cpu_name()}, {os.cpu_count()} cores, "
+    generated = (f"{BEGIN}\n`{command}` ({common.cpu_name()}, {os.cpu_count()} cores, "
                  f"{load}; {what}):\n\n{body}\n{END}")
     text = doc.read_text(encoding="utf-8")
     if BEGIN in text and END in text:

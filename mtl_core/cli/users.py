@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import getpass
 import sys
+from typing import TYPE_CHECKING
 
 from mtl_core.store.models import ROLES
+
+if TYPE_CHECKING:  # annotations only: no import cost or cycle at run time
+    from sqlalchemy.orm import Session
 
 ROLE_HELP = f"one of {', '.join(ROLES)}"
 
@@ -55,7 +59,7 @@ def cmd_users(args) -> int:
     return 0
 
 
-def _run(auth, s, args) -> None:
+def _run(auth, s: Session, args) -> None:
     command = args.users_command
     if command == "list":
         users = auth.list_users(s)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 from scipy.stats import pearsonr, spearmanr
@@ -15,11 +17,14 @@ from mtl_core.model.features import Feature, collate, featurize, predicted_word_
 from mtl_core.model.runner import ModelRunner
 from mtl_core.tasks import TaskFile, TaskSpec
 
+if TYPE_CHECKING:  # annotations only: no import cost or cycle at run time
+    from mtl_core.model.modeling import MultiTaskModel
+
 PRIMARY = {"classification": "macro_f1", "regression": "pearson", "token_classification": "f1"}
 
 
 @torch.inference_mode()
-def task_outputs(model, spec: TaskSpec, features: list[Feature], pad_id: int, device, batch_size: int = 64) -> list:
+def task_outputs(model: MultiTaskModel, spec: TaskSpec, features: list[Feature], pad_id: int, device, batch_size: int = 64) -> list:
     """Raw head outputs per feature (numpy), in feature order; only this task's head runs."""
     model.eval()
     out: list = [None] * len(features)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -22,6 +23,9 @@ from transformers import AutoConfig, AutoTokenizer
 from mtl_core.model.edit_memory import memory_from_state
 from mtl_core.model.modeling import ModelConfig, MultiTaskModel, encoder_from_config, load_encoder
 from mtl_core.tasks import TaskFile, TaskFileError, parse_task_file
+
+if TYPE_CHECKING:  # annotations only: no import cost or cycle at run time
+    from transformers import PreTrainedTokenizerBase
 
 REQUIRED = ("encoder/config.json", "tokenizer", "heads.safetensors", "tasks.json", "model_config.json")
 
@@ -32,7 +36,7 @@ class CheckpointError(RuntimeError):
 
 def save_checkpoint(
     model: MultiTaskModel,
-    tokenizer,
+    tokenizer: PreTrainedTokenizerBase,
     task_file: TaskFile,
     out_dir: str | Path,
     train_config: dict | None = None,

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:  # annotations only: no import cost or cycle at run time
+    from transformers import PreTrainedTokenizerBase
 
 _TOKENIZER_LOG = logging.getLogger("transformers.tokenization_utils_base")
 
@@ -28,7 +32,7 @@ class EncodedBatch:
         return flags
 
 
-def encode_texts(tokenizer, texts: list[str], max_length: int) -> EncodedBatch:
+def encode_texts(tokenizer: PreTrainedTokenizerBase, texts: list[str], max_length: int) -> EncodedBatch:
     """Tokenise without truncation (to know the full length), then cut to `max_length` keeping the final special token."""
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     ids_rows, offset_rows, token_rows, full, cut = [], [], [], [], []
@@ -55,7 +59,7 @@ def encode_texts(tokenizer, texts: list[str], max_length: int) -> EncodedBatch:
     )
 
 
-def tokenize_whole(tokenizer, texts: list[str]) -> tuple[list[list[int]], list[list[tuple[int, int]]], list[list[str]]]:
+def tokenize_whole(tokenizer: PreTrainedTokenizerBase, texts: list[str]) -> tuple[list[list[int]], list[list[tuple[int, int]]], list[list[str]]]:
     """(ids, offsets, tokens) per text, special tokens included, nothing truncated."""
     backend = getattr(tokenizer, "_tokenizer", None)
     if hasattr(backend, "encode_batch") and hasattr(backend, "no_truncation"):

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from mtl_core.model.decoding import regression_target
 from mtl_core.tasks import TaskSpec
+
+if TYPE_CHECKING:  # annotations only: no import cost or cycle at run time
+    from transformers import PreTrainedTokenizerBase
 
 IGNORE = -100  # label id for tokens that carry no NER label (continuation pieces, specials)
 
@@ -21,7 +25,7 @@ class Feature:
     soft: float | list | None = None  # distillation target (mtl_core.train.distill), replaces the label's one-hot
 
 
-def featurize(spec: TaskSpec, examples: list, tokenizer, max_length: int) -> list[Feature]:
+def featurize(spec: TaskSpec, examples: list, tokenizer: PreTrainedTokenizerBase, max_length: int) -> list[Feature]:
     """Tokenise a task's examples once; token tasks label the first piece of each whitespace word."""
     texts = [ex.text for ex in examples]
     enc = tokenizer(texts, truncation=True, max_length=max_length, return_offsets_mapping=True,

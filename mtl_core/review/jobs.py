@@ -25,7 +25,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
@@ -42,6 +42,9 @@ from mtl_core.store import annotator_conflicts, load_predictions, record_predict
 from mtl_core.tasks import DEFAULT_TASK_FILE, TaskFile
 from mtl_core.types import Prediction
 
+if TYPE_CHECKING:  # annotations only: no import cost or cycle at run time
+    from mtl_core.serve.predictor import Predictor
+
 __all__ = ["SCORABLE_SPLITS", "previous_predictions", "queue_annotator_conflicts", "score_and_store",
            "score_pool_job"]
 
@@ -55,7 +58,7 @@ CONFLICT_TOLERANCE = 0.1  # regression labels within 10 % of the scale agree
 # ---------------------------------------------------------------- scoring
 
 
-def _batched_predict(predictor, texts: list[str], batch_size: int) -> list[Prediction]:
+def _batched_predict(predictor: Predictor, texts: list[str], batch_size: int) -> list[Prediction]:
     return predictor.predict(texts, batch_size=batch_size)
 
 
@@ -87,7 +90,7 @@ def previous_predictions(
 
 def score_and_store(
     session: Session,
-    predictor,
+    predictor: Predictor,
     pool: Pool,
     *,
     model_version: str,
@@ -146,7 +149,7 @@ def score_and_store(
     return queued
 
 
-def queue_annotator_conflicts(session, task_file: TaskFile) -> int:
+def queue_annotator_conflicts(session: Session, task_file: TaskFile) -> int:
     """Queue every text whose annotators currently disagree (any pool); returns how many items."""
     items = []
     for spec in task_file.tasks:

@@ -16,6 +16,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mtl_core.data import prepare_all
 from mtl_core.eval.compare import answers_for, cached_answers, compare_answers, store_answers
@@ -30,6 +31,9 @@ from mtl_core.store.db import Sessions, open_store
 from mtl_core.tasks import TaskFile
 from mtl_core.train.loop import TrainResult, train
 from mtl_core.workspace import data_cache_dir
+
+if TYPE_CHECKING:  # annotations only: no import cost or cycle at run time
+    from mtl_core.model.modeling import MultiTaskModel
 
 __all__ = ["STRATEGIES", "RoundConfig", "RoundResult", "run_round", "train_round_job"]
 
@@ -225,7 +229,7 @@ def train_round_job(ctx: JobRun) -> dict:
                      data_dir=data_dir).to_dict()
 
 
-def _add_lora(model, cfg: RoundConfig) -> None:
+def _add_lora(model: MultiTaskModel, cfg: RoundConfig) -> None:
     """Wrap the encoder with peft LoRA adapters (merged back before saving: the checkpoint stays plain)."""
     from peft import LoraConfig, get_peft_model
 

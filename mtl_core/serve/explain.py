@@ -6,9 +6,14 @@ Library code (no streamlit). Shapes: L = layers, A = heads, T = tokens, H = hidd
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:  # annotations only: no import cost or cycle at run time
+    from mtl_core.model.modeling import MultiTaskModel
+    from mtl_core.serve.predictor import Predictor
 
 METHODS = ("grad_x_input", "integrated_gradients")
 
@@ -44,7 +49,7 @@ class Saliency:
     baseline_output: float | None = None  # f(baseline), integrated gradients only
 
 
-def saliency(predictor, text: str, task: str, target: str | None = None, method: str = "grad_x_input",
+def saliency(predictor: Predictor, text: str, task: str, target: str | None = None, method: str = "grad_x_input",
              steps: int = 16) -> Saliency:
     """Gradient x input (or integrated gradients) on the word embeddings for one task of one text.
 
@@ -77,7 +82,7 @@ def saliency(predictor, text: str, task: str, target: str | None = None, method:
                     output=out, baseline_output=base_out)
 
 
-def _grad_x_input(model, spec, x, mask, word_starts, target):
+def _grad_x_input(model: MultiTaskModel, spec, x, mask, word_starts, target):
     x = x.requires_grad_(True)
     raw = model(attention_mask=mask, inputs_embeds=x, tasks=[spec.name]).logits[spec.name]
     select, label = _target_selector(spec, raw[0].detach(), word_starts, target)
@@ -87,7 +92,7 @@ def _grad_x_input(model, spec, x, mask, word_starts, target):
     return scores.detach().float().cpu().numpy(), float(f[0].detach()), label
 
 
-def _integrated(model, spec, x, baseline, mask, word_starts, target, steps):
+def _integrated(model: MultiTaskModel, spec, x, baseline, mask, word_starts, target, steps):
     """Midpoint Riemann sum of the gradient along baseline -> x, every step (plus x and the baseline,
     for the target choice and the completeness check) in one batched forward."""
     alphas = (torch.arange(steps, dtype=x.dtype, device=x.device) + 0.5) / steps
@@ -104,7 +109,7 @@ def _integrated(model, spec, x, baseline, mask, word_starts, target, steps):
     return scores.detach().float().cpu().numpy(), float(f[steps]), float(f[steps + 1]), label
 
 
-def _baseline(predictor, embed, ids, offsets) -> torch.Tensor:
+def _baseline(predictor: Predictor, embed, ids, offsets) -> torch.Tensor:
     """[PAD] embedding for every real token; [CLS]/[SEP] stay as they are, so the reference is
     "an empty sentence of the same length" and attributions land on words, not on the frame."""
     pad_id = predictor.tokenizer.pad_token_id

@@ -18,10 +18,17 @@ import json
 import logging
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
+
+if TYPE_CHECKING:  # annotations only: no import cost or cycle at run time
+    from transformers import PreTrainedTokenizerBase
+
+    from mtl_core.model.modeling import MultiTaskModel
+    from mtl_core.tasks import TaskFile
 
 ONNX_FILE = "model.onnx"
 TOLERANCE = 1e-4
@@ -40,7 +47,7 @@ class ExportError(RuntimeError):
 class AllHeads(nn.Module):
     """(input_ids, attention_mask) -> tuple of every task's head output, in task order."""
 
-    def __init__(self, model):
+    def __init__(self, model: MultiTaskModel):
         super().__init__()
         self.model = model
         self.names = list(model.task_names)
@@ -57,7 +64,7 @@ def _require(module: str) -> None:
         raise ExportError(f"ONNX export needs the `{module}` package: pip install onnx onnxscript onnxruntime")
 
 
-def export_onnx(model, path: str | Path, opset: int = 18) -> Path:
+def export_onnx(model: MultiTaskModel, path: str | Path, opset: int = 18) -> Path:
     """Write `model` (a MultiTaskModel, fp32) as one ONNX graph at `path`; returns the path."""
     _require("onnx")
     _require("onnxscript")
@@ -102,7 +109,7 @@ def onnx_outputs(session, input_ids: torch.Tensor, attention_mask: torch.Tensor)
 
 
 @torch.inference_mode()
-def max_difference(model, session, tokenizer, texts: list[str], max_length: int) -> dict[str, float]:
+def max_difference(model: MultiTaskModel, session, tokenizer: PreTrainedTokenizerBase, texts: list[str], max_length: int) -> dict[str, float]:
     """Per task: max |PyTorch - ONNX Runtime| on the texts as one padded batch (padded NER rows excluded)."""
     from mtl_core.model.encoding import encode_texts
 
@@ -134,7 +141,7 @@ def export_version(version: str | None = None, out: str | Path | None = None, ho
     return export_model(model, tokenizer, task_file, out_dir, version=version, check_texts=check_texts)
 
 
-def export_model(model, tokenizer, task_file, out_dir: str | Path, version: str | None = None,
+def export_model(model: MultiTaskModel, tokenizer: PreTrainedTokenizerBase, task_file: TaskFile, out_dir: str | Path, version: str | None = None,
                  check_texts: list[str] | None = None) -> dict:
     """Export + tokenizer + tasks.json into `out_dir`; verify with onnxruntime. Raises ExportError on mismatch."""
     out_dir = Path(out_dir)

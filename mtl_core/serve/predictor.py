@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -15,13 +16,19 @@ from mtl_core.model.encoding import EncodedBatch, encode_texts
 from mtl_core.serve.quantize import quantize_dynamic
 from mtl_core.types import Prediction
 
+if TYPE_CHECKING:  # annotations only: no import cost or cycle at run time
+    from transformers import PreTrainedTokenizerBase
+
+    from mtl_core.model.modeling import MultiTaskModel
+    from mtl_core.tasks import TaskFile
+
 MAX_CHARS = 1_000_000  # refuse absurd inputs before the tokenizer spends seconds on them
 
 
 class Predictor:
     """Loads a checkpoint once; `predict` answers every task for a list of texts."""
 
-    def __init__(self, model, tokenizer, task_file, meta: dict | None = None, device: str | None = None,
+    def __init__(self, model: MultiTaskModel, tokenizer: PreTrainedTokenizerBase, task_file: TaskFile, meta: dict | None = None, device: str | None = None,
                  version: str | None = None, quantize: bool = False):
         self.device = pick_device(device)
         if quantize:

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import logging
 import warnings
+from typing import TYPE_CHECKING
 
 import torch
 from torch.ao.nn.quantized.dynamic import Linear as DynamicQuantizedLinear  # imported by torch itself anyway
 
 from mtl_core.model.encoding import encode_texts
+
+if TYPE_CHECKING:  # annotations only: no import cost or cycle at run time
+    from transformers import PreTrainedTokenizerBase
+
+    from mtl_core.model.modeling import MultiTaskModel
 
 # int8 GEMM back ends, fastest first. The engine only matters when the weights are packed (packed weights
 # keep their kernels whatever the global setting is at run time). On x86, "x86" and "fbgemm" pack for fbgemm's
@@ -78,7 +84,7 @@ CALIBRATION_TEXTS = (
 )
 
 
-def quantize_dynamic(model, tokenizer=None, engine: str | None = None):
+def quantize_dynamic(model: MultiTaskModel, tokenizer: PreTrainedTokenizerBase=None, engine: str | None = None):
     """A copy of `model` with int8 weights (CPU only) for every nn.Linear of the encoder layers.
 
     Weights: int8 per output channel, symmetric, in [-64, 63]. Activations: quantized per batch at run
@@ -117,7 +123,7 @@ def quantize_dynamic(model, tokenizer=None, engine: str | None = None):
     return qmodel
 
 
-def quantize_linears(model, names: list[str], engine: str):
+def quantize_linears(model: MultiTaskModel, names: list[str], engine: str):
     """Swap the named nn.Linear modules of `model` (in place) for Int8Linear: int8 weights per output channel
     in [-64, 63], packed for `engine`; the process-wide engine setting is restored afterwards."""
     from torch.ao.quantization import QConfig, default_dynamic_quant_observer
@@ -138,7 +144,7 @@ def quantize_linears(model, names: list[str], engine: str):
 
 
 @torch.inference_mode()
-def _outlier_channels(model, tokenizer, names: list[str]) -> dict[str, torch.Tensor]:
+def _outlier_channels(model: MultiTaskModel, tokenizer: PreTrainedTokenizerBase, names: list[str]) -> dict[str, torch.Tensor]:
     """Per linear layer name: its outlier input channels (sorted long tensor), from one fp32 forward."""
     peak: dict[str, torch.Tensor] = {}
 

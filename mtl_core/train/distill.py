@@ -12,14 +12,19 @@ first update), in eval mode and without gradients.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
 from mtl_core.model.features import IGNORE, Feature, collate, sorted_batches
 
+if TYPE_CHECKING:  # annotations only: no import cost or cycle at run time
+    from mtl_core.model.modeling import MultiTaskModel
+
 
 @torch.no_grad()
-def attach_teacher_targets(model, task: str, kind: str, feats: list[Feature], which: list[bool], blend: float,
+def attach_teacher_targets(model: MultiTaskModel, task: str, kind: str, feats: list[Feature], which: list[bool], blend: float,
                            pad_id: int, device, n_labels: int, batch_size: int = 64) -> int:
     """Set `f.soft` on the features flagged in `which`; returns how many got one."""
     chosen = [f for f, flag in zip(feats, which) if flag]

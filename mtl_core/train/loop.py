@@ -92,7 +92,7 @@ def _task_loss(kind: str, logits: torch.Tensor, labels: torch.Tensor) -> torch.T
     return nn.functional.cross_entropy(logits.float(), labels)
 
 
-def _freeze(model, embeddings: bool, k: int) -> None:
+def _freeze(model: MultiTaskModel, embeddings: bool, k: int) -> None:
     enc = model.encoder
     if embeddings or k > 0:
         enc.get_input_embeddings().requires_grad_(False)
@@ -100,7 +100,7 @@ def _freeze(model, embeddings: bool, k: int) -> None:
         layer.requires_grad_(False)
 
 
-def _optimizer(model, weighting: LossWeighting, cfg: TrainConfig):
+def _optimizer(model: MultiTaskModel, weighting: LossWeighting, cfg: TrainConfig):
     enc = [p for p in model.encoder.parameters() if p.requires_grad]
     rest = [p for n, p in model.named_parameters() if not n.startswith("encoder.") and p.requires_grad]
     groups = [{"params": enc, "lr": cfg.encoder_lr}, {"params": rest + list(weighting.parameters()), "lr": cfg.head_lr}]
@@ -233,7 +233,7 @@ def _draw(sampler: TaskSampler, stream: _BatchStream, cfg: TrainConfig) -> dict[
     return {n: stream.next(n)[: max(1, cfg.batch_size * k // 4)] for n, k in slices.items()}
 
 
-def _step(model, weighting, opt, sched, batches: dict, kinds: dict, device, clip) -> dict[str, float]:
+def _step(model: MultiTaskModel, weighting, opt, sched, batches: dict, kinds: dict, device, clip) -> dict[str, float]:
     """One optimizer step; with several tasks, the shared encoder runs once over the concatenated rows."""
     names = list(batches)
     width = max(b["input_ids"].shape[1] for b in batches.values())
