@@ -23,7 +23,7 @@ from mtl_core.workspace import workspace_dir
 MODEL_LOCK = threading.RLock()
 PREDICTION_CACHE_SIZE = 16  # per session; each entry holds the attention tensor (~5 MB for MiniLM)
 # Across sessions, per predictor: annotators reviewing the same queue item share one forward and one
-# saliency instead of queueing N identical ones on MODEL_LOCK (bench/load_sessions.py).
+# saliency instead of queueing N identical ones on MODEL_LOCK (bench/system/load_sessions.py).
 SHARED_CACHE_SIZE = 32
 BATCH_SIZE = 64
 _shared: weakref.WeakKeyDictionary[Predictor, OrderedDict] = weakref.WeakKeyDictionary()
