@@ -166,6 +166,11 @@ def test_texts(n: int, seed: int = 0, prepared: dict | None = None) -> list[str]
         rng.shuffle(texts)
         if texts:
             pools.append(texts)
+    return round_robin(pools, n)
+
+
+def round_robin(pools: list[list], n: int) -> list:
+    """n items taken in turn from each pool (cycling through a pool when it runs out)."""
     out, i = [], 0
     while len(out) < n:
         pool = pools[i % len(pools)]

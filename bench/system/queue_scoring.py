@@ -39,12 +39,7 @@ def pool_examples(n: int, seed: int = 0) -> list[tuple[str, dict]]:
                  for split in SCORABLE_SPLITS for ex in prepared[spec.name][split] if ex.text.strip()]
         rng.shuffle(items)
         pools.append(items)
-    out, i = [], 0
-    while len(out) < n:
-        pool = pools[i % len(pools)]
-        out.append(pool[(i // len(pools)) % len(pool)])
-        i += 1
-    return out
+    return common.round_robin(pools, n)
 
 
 def main() -> int:
