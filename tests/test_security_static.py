@@ -5,6 +5,8 @@
 - no eval(...) / exec(...)
 - unsafe_allow_html=True only in files that import the escaping helpers of app/components/html.py
 - SQLAlchemy text(...) / exec_driver_sql(...) only with a literal string (no f-string, %, + or .format)
+- in files that import streamlit, the text of a Markdown-rendering element (captions, alerts, labels, help,
+  radio options...) is a literal or goes through md_literal (tests/helpers/markdown_rule.py)
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import ROOT
+from tests.helpers.markdown_rule import markdown_problems, other_modules
 from tests.helpers.source_tree import package_of, python_files, resolve_from
 
 SCANNED = ["mtl_core", "app", "app_pages", "streamlit_app.py", "bench", "scripts"]
@@ -77,10 +80,17 @@ def call_problems(call: ast.Call, text_names: set[str]) -> list[str]:
     return []
 
 
+def _imports_streamlit(tree: ast.Module) -> bool:
+    return any(isinstance(n, ast.Import) and any(a.name.split(".")[0] == "streamlit" for a in n.names)
+               or isinstance(n, ast.ImportFrom) and (n.module or "").split(".")[0] == "streamlit"
+               for n in ast.walk(tree))
+
+
 def file_problems(source: str, filename: str = "<snippet>") -> list[str]:
     """Every rule broken in `source`, as 'file:line: what'."""
     tree = ast.parse(source, filename=filename)
     text_names, html_ok = _sqlalchemy_text_names(tree), _imports_html_helpers(tree, filename)
+    modules = other_modules(tree) if _imports_streamlit(tree) else None
     problems = []
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module == "pickle":
@@ -89,6 +99,8 @@ def file_problems(source: str, filename: str = "<snippet>") -> list[str]:
         if not isinstance(node, ast.Call):
             continue
         problems += [f"{filename}:{node.lineno}: {why}" for why in call_problems(node, text_names)]
+        if modules is not None:
+            problems += [f"{filename}:{node.lineno}: {why}" for why in markdown_problems(node, modules)]
         if _keyword_is_true(node, "unsafe_allow_html") and not html_ok:
             problems.append(f"{filename}:{node.lineno}: unsafe_allow_html=True in a file that does not import "
                             "the escaping helpers of app/components/html.py")
@@ -144,3 +156,57 @@ def test_each_rule_catches_its_violation(snippet):
 ])
 def test_safe_code_is_not_flagged(snippet):
     assert file_problems(snippet) == []
+
+
+ST = "import streamlit as st\n"
+
+
+@pytest.mark.parametrize("snippet", [
+    "st.caption(f'{n:,} row(s) read from {upload.name}.')",
+    "st.error(problem)",
+    "st.sidebar.warning(str(exc))",
+    "st.markdown('### ' + label)",
+    "st.caption(' · '.join(parts))",
+    "st.error(f'{value!r}')",
+    "st.caption(f'{name:>10}')",  # not a numeric format: the value may be text
+    "st.radio('Final label', list(range(3)), format_func=lambda i: format_value(options[i]))",
+    "st.radio('Correct class', spec.labels, key='k')",  # radio options render Markdown
+    "st.radio('Pool', user_pools, format_func=TITLES.get)",  # .get falls back to the user's option
+    "cols[0].button(f'Activate {version}', key='k')",
+    "st.checkbox('ok', key='k', help=tip)",
+    "st.tabs(['Queue', name])",
+    "with st.expander(f'Answers ({shown})'):\n    pass",
+    "bar.progress(0.5, text=message)",
+    "st.metric('Fixed', fixed)",
+    "st.write(text)",
+    "st.download_button(f'{task_title(name)} spans', data=b'', key='k')",
+])
+def test_markdown_rule_catches_user_text(snippet):
+    assert file_problems(ST + snippet), snippet
+
+
+@pytest.mark.parametrize("snippet", [
+    "st.caption('Type or pick a text, then press **Predict**.')",
+    "from app.components.text import md_literal\nst.caption(f'{n:,} row(s) read from {md_literal(name)}.')",
+    "st.error(md_literal(problem))",
+    "st.info(TRAIN_HELP)",  # our own constant
+    "st.radio('Final label', list(range(3)), format_func=lambda i: md_literal(options[i]))",
+    "st.radio('Correct class', spec.labels, format_func=md_literal)",
+    "st.radio('Pool', list(POOL_TITLES), format_func=POOL_TITLES.get)",
+    "st.radio('Strategy', STRATEGIES, format_func=str.capitalize)",
+    "st.markdown(f\"**{md_title(name)}** · {len(spans)} entit{'y' if n == 1 else 'ies'}\")",
+    "st.tabs(['Per label', f'Fixed ({n:,})'])",
+    "st.metric('Corrections right', f'{right:,}/{total:,}', delta=right - old)",
+    "st.caption('Left out: ' + ', '.join(map(md_literal, names)))",
+    "st.selectbox('Task', names, format_func=task_title)",  # selectbox options are plain text
+    "st.text(user_text)\nst.code(user_text)\nst.dataframe(frame)",
+    "from app.review import service as rs\nrs.progress(sessions, annotator)",  # not st.progress
+    "logger.error(message)\nhandle.write(text)",
+    "from app.components.html import ner_html\nst.markdown(ner_html(t, s, c), unsafe_allow_html=True)",
+])
+def test_markdown_rule_passes_literal_text(snippet):
+    assert file_problems(ST + snippet) == []
+
+
+def test_markdown_rule_only_in_streamlit_files():
+    assert file_problems("report.error(problem)") == []

@@ -32,8 +32,13 @@ def entity_colors(labels: list[str]) -> dict[str, str]:
     return {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(labels)}
 
 
-def ner_html(text: str, spans: list[Span], colors: dict[str, str], limit: int | None = None) -> str:
-    """Text with each span highlighted in its type's colour; text after `limit` is left out."""
+UNSURE_STYLE = "outline:2px dashed #b45309;outline-offset:-1px;opacity:.75"  # a span below the confidence threshold
+
+
+def ner_html(text: str, spans: list[Span], colors: dict[str, str], limit: int | None = None,
+             unsure_below: float | None = None) -> str:
+    """Text with each span highlighted in its type's colour; text after `limit` is left out. With
+    `unsure_below`, spans the model is less confident about get a dashed outline and a "?"."""
     end_of_view = len(text) if limit is None else min(limit, len(text))
     parts, pos = [], 0
     for span in sorted(spans, key=lambda s: s.start):
@@ -41,10 +46,13 @@ def ner_html(text: str, spans: list[Span], colors: dict[str, str], limit: int | 
             continue  # overlapping or outside the part the model read
         parts.append(esc_text(text[pos:span.start]))
         color = colors.get(span.label, "#dddddd")
+        unsure = unsure_below is not None and span.score < unsure_below
         parts.append(
-            f'<mark style="background:{esc(color)};padding:0 .2em;border-radius:.25em" '
-            f'title="{esc(span.label)} ({span.score:.0%})">{esc_text(text[span.start:span.end])}'
-            f'<sub style="font-size:.65em;opacity:.75;margin-left:.2em">{esc(span.label)}</sub></mark>'
+            f'<mark class="{"mtl-unsure" if unsure else "mtl-sure"}" style="background:{esc(color)};padding:0 .2em;'
+            f'border-radius:.25em;{UNSURE_STYLE if unsure else ""}" title="{esc(span.label)} ({span.score:.0%}'
+            f'{", unsure" if unsure else ""})">{esc_text(text[span.start:span.end])}'
+            f'<sub style="font-size:.65em;opacity:.75;margin-left:.2em">{esc(span.label)}{"?" if unsure else ""}'
+            f'</sub></mark>'
         )
         pos = span.end
     parts.append(esc_text(text[pos:end_of_view]))

@@ -1,4 +1,7 @@
-"""Render every task's answer for one Prediction: cards with label, confidence, charts, entities."""
+"""Render every task's answer for one Prediction: cards with label, confidence, charts, entities.
+
+Task names and labels come from the task file (user input): Markdown gets them through `md_literal`.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +10,19 @@ import streamlit as st
 
 from app.components.charts import probability_bars, regression_gauge
 from app.components.html import entity_colors, legend_html, ner_html
+from app.components.text import md_literal
 from mtl_core.types import ClassPrediction, Prediction, RegressionPrediction, TokenPrediction
 
 
 def task_title(name: str) -> str:
-    """"question_type" -> "Question type"; short names are acronyms ("ner" -> "NER")."""
+    """"question_type" -> "Question type"; short names are acronyms ("ner" -> "NER"). Plain text: Markdown
+    needs `md_title`."""
     return name.upper() if len(name) <= 3 else name.replace("_", " ").capitalize()
+
+
+def md_title(name: str) -> str:
+    """`task_title` for Markdown elements (captions, labels, radio options): shown literally."""
+    return md_literal(task_title(name))
 
 
 def render_results(prediction: Prediction, entity_types: dict[str, list[str]], threshold: float) -> None:
@@ -31,13 +41,13 @@ def render_results(prediction: Prediction, entity_types: dict[str, list[str]], t
                 _regression_card(name, pred)
     for name, pred in tokens:
         with st.container(border=True, key=f"card_{name}"):
-            _token_card(name, pred, prediction, entity_types.get(name, []))
+            _token_card(name, pred, prediction, entity_types.get(name, []), threshold)
 
 
 def _class_card(name: str, pred: ClassPrediction, threshold: float) -> None:
-    st.markdown(f"**{task_title(name)}**")
+    st.markdown(f"**{md_title(name)}**")
     unsure = pred.score < threshold
-    st.markdown(f"### {pred.label}")
+    st.markdown(f"### {md_literal(pred.label)}")
     st.caption(f"confidence {pred.score:.0%} · margin {pred.margin:.2f}")
     if unsure:
         st.badge(f"unsure (below {threshold:.0%})", icon=":material/help:", color="orange")
@@ -45,19 +55,21 @@ def _class_card(name: str, pred: ClassPrediction, threshold: float) -> None:
 
 
 def _regression_card(name: str, pred: RegressionPrediction) -> None:
-    st.markdown(f"**{task_title(name)}**")
+    st.markdown(f"**{md_title(name)}**")
     st.markdown(f"### {pred.value:+.2f}")
     st.caption(f"on a scale from {pred.low:g} to {pred.high:g}")
     st.plotly_chart(regression_gauge(pred), key=f"gauge_{name}", config={"displayModeBar": False})
 
 
-def _token_card(name: str, pred: TokenPrediction, prediction: Prediction, labels: list[str]) -> None:
-    st.markdown(f"**{task_title(name)}** · {len(pred.spans)} entit{'y' if len(pred.spans) == 1 else 'ies'}")
+def _token_card(name: str, pred: TokenPrediction, prediction: Prediction, labels: list[str], threshold: float) -> None:
+    st.markdown(f"**{md_title(name)}** · {len(pred.spans)} entit{'y' if len(pred.spans) == 1 else 'ies'}")
     colors = entity_colors(labels or sorted({s.label for s in pred.spans}))
     # escaped in ner_html/legend_html: user text never reaches the page as markup
-    st.markdown(ner_html(prediction.text, pred.spans, colors, limit=prediction.truncated_at),
+    st.markdown(ner_html(prediction.text, pred.spans, colors, limit=prediction.truncated_at, unsure_below=threshold),
                 unsafe_allow_html=True)
     st.markdown(legend_html(colors), unsafe_allow_html=True)
+    if any(s.score < threshold for s in pred.spans):
+        st.caption(f"Dashed outline and “?”: the model's confidence in that span is below {threshold:.0%}.")
     if pred.spans:
         table = pd.DataFrame([{"entity": s.text, "type": s.label, "start": s.start, "end": s.end,
                                "score": round(s.score, 3)} for s in pred.spans])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from app.components.text import md_literal
 from app.shared import services
 from mtl_core.serve.predictor import NoModelError
 from mtl_core.tasks import TaskFile, load_task_file
@@ -27,6 +28,6 @@ def render_data_page() -> None:
         task_file, source = predictor.task_file, f"model {predictor.version}"
     except NoModelError:
         task_file, source = load_task_file(), "the default task file (no model trained yet)"
-    st.caption(f"Tasks from {source}.")
+    st.caption(f"Tasks from {md_literal(source)}.")
     st.dataframe(tasks_frame(task_file), hide_index=True, key="data_tasks")
     st.info("Browsing and editing the training data — coming soon.", icon=":material/construction:")

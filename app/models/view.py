@@ -7,7 +7,8 @@ import json
 import pandas as pd
 import streamlit as st
 
-from app.components.results import task_title
+from app.components.results import md_title, task_title
+from app.components.text import md_literal
 from app.shared import auth_view
 from app.train import service as train_service
 from app.train.compare_view import flash, guarded_action, show_flash
@@ -55,7 +56,7 @@ def render_page() -> None:
     try:
         versions, active = reg.versions(), reg.active
     except Exception as exc:  # a corrupted registry.json
-        st.error(f"The model registry could not be read: {exc}")
+        st.error(f"The model registry could not be read: {md_literal(exc)}")
         return
     if not versions:
         st.info("No model versions yet: run `python -m mtl_core train --quick` to train the first one.")
@@ -76,10 +77,10 @@ def render_page() -> None:
 def _details(reg: Registry, info: VersionInfo, active: str | None, discarded: dict) -> None:
     extra = info.extra or {}
     a, b, c = st.columns(3)
-    a.markdown(f"**Version** `{info.id}`" + (" · active" if info.id == active else "")
+    a.markdown(f"**Version** {md_literal(info.id)}" + (" · active" if info.id == active else "")
                + (" · discarded" if info.id in discarded else ""))
-    b.markdown(f"**Parent** `{info.parent}`" if info.parent else "**Parent** — (trained from scratch)")
-    c.markdown(f"**Created** {train_service.created(info.created_at)}")
+    b.markdown(f"**Parent** {md_literal(info.parent)}" if info.parent else "**Parent** — (trained from scratch)")
+    c.markdown(f"**Created** {md_literal(train_service.created(info.created_at))}")
     st.text(f"Note: {info.note}")  # user text: st.text never interprets markup
     path = reg.path_of(info.id)
     tabs = st.tabs(["Metrics", "Training data", "Config"], key="models_detail_tabs")
@@ -99,15 +100,17 @@ def _details(reg: Registry, info: VersionInfo, active: str | None, discarded: di
     with tabs[1]:
         if extra.get("corrections"):
             st.markdown(f"**{len(extra['corrections'])} corrections** (annotation event ids "
-                        f"{', '.join(map(str, extra['corrections'][:20]))}{' …' if len(extra['corrections']) > 20 else ''})")
+                        f"{md_literal(', '.join(map(str, extra['corrections'][:20])))}"
+                        f"{' …' if len(extra['corrections']) > 20 else ''})")
             counts = extra.get("data_counts") or {}
             if counts:
                 st.dataframe(pd.DataFrame(counts).T.rename(index=task_title), key="models_data_counts")
             if any((extra.get("edit_memory") or {}).values()):
                 st.caption("Edit memory (corrections the weights still got wrong, answered from memory): "
-                           + ", ".join(f"{task_title(t)} {n}" for t, n in extra["edit_memory"].items() if n))
+                           + ", ".join(f"{md_title(t)} {n:,}" for t, n in extra["edit_memory"].items() if n))
             if extra.get("skipped"):
-                st.caption("Left out: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in extra["skipped"].items()))
+                st.caption("Left out: " + md_literal(", ".join(f"{k.replace('_', ' ')} {v}"
+                                                               for k, v in extra["skipped"].items())))
         else:
             st.caption("Trained on the task file's original training splits (no corrections).")
     with tabs[2]:
@@ -121,7 +124,7 @@ def _rollback(version: str) -> None:
     if not auth_view.allowed("rollback"):
         auth_view.denied_note("rollback")
         return
-    confirm = st.checkbox(f"Yes, make {version} the active model (every page will use it)",
+    confirm = st.checkbox(f"Yes, make {md_literal(version)} the active model (every page will use it)",
                           key=f"models_confirm_{version}")
-    st.button(f"Activate {version}", key="models_activate", type="primary", disabled=not confirm,
+    st.button(f"Activate {md_literal(version)}", key="models_activate", type="primary", disabled=not confirm,
               on_click=_activate, args=(version,))

@@ -13,7 +13,8 @@ import streamlit as st
 from app.components import attention as att_view
 from app.components.charts import saliency_bars
 from app.components.html import saliency_html
-from app.components.results import render_results, task_title
+from app.components.results import md_title, render_results, task_title
+from app.components.text import md_literal
 from app.shared import services
 from mtl_core.serve.explain import METHODS, attention_rollout
 from mtl_core.serve.predictor import NoModelError, Predictor
@@ -38,14 +39,14 @@ def load_predictor_or_explain() -> tuple[Predictor, str] | None:
         predictor, version = services.current_predictor()
     except NoModelError as exc:
         st.info(TRAIN_HELP, icon=":material/model_training:")
-        st.caption(f"Details: {exc}")
+        st.caption(f"Details: {md_literal(exc)}")
         return None
     except Exception as exc:  # a corrupted registry.json etc.: say what, not where
-        st.error(f"The model workspace could not be read: {exc}")
+        st.error(f"The model workspace could not be read: {md_literal(exc)}")
         return None
     if predictor.meta.get("fallback_from"):
-        st.warning(f"The active model {predictor.meta['fallback_from']} could not be loaded; "
-                   f"using {predictor.version} instead. Details: {'; '.join(predictor.meta.get('fallback_errors', []))}")
+        st.warning(md_literal(f"The active model {predictor.meta['fallback_from']} could not be loaded; using "
+                              f"{predictor.version} instead. Details: {'; '.join(predictor.meta.get('fallback_errors', []))}"))
     return predictor, version
 
 
@@ -54,8 +55,8 @@ def render_status(predictor: Predictor, where) -> None:
     latency = st.session_state.get("last_latency_ms")
     with where:
         st.markdown("**Model**")
-        st.caption(f"version `{predictor.version}` · encoder `{predictor.meta.get('encoder_name', '?')}`")
-        st.caption(f"device: {predictor.device_label}")
+        st.caption(md_literal(f"version {predictor.version} · encoder {predictor.meta.get('encoder_name', '?')}"))
+        st.caption(f"device: {md_literal(predictor.device_label)}")
         st.caption("last prediction: " + (f"{latency:.0f} ms" if latency is not None else "—"))
 
 
@@ -81,12 +82,18 @@ def _on_predict() -> None:
 def render_single(predictor: Predictor, version: str, threshold: float) -> Prediction | None:
     """Text input + Predict; every task's answer. Returns the prediction shown (None if none)."""
     names = [OWN_TEXT] + [ex["name"] for ex in load_examples()]
-    st.selectbox("Start from an example", names, key="example_choice", on_change=_use_example)
-    st.text_area("Text", key="predict_text", height=130, placeholder="Paste a review, tweet, news sentence…")
+    # persist_state="session": the text (and its results) are still here after a visit to another page
+    st.selectbox("Start from an example", names, key="example_choice", on_change=_use_example,
+                 persist_state="session")
+    st.text_area("Text", key="predict_text", height=130, placeholder="Paste a review, tweet, news sentence…",
+                 persist_state="session")
     left, right, _ = st.columns([1, 1.4, 3])
     left.button("Predict", key="predict_button", type="primary", on_click=_on_predict)
     send = right.button("Send to review", key="send_to_review",
-                        help="store this text with its answers and queue it on the Review page")
+                        help="store this text with its answers and queue the tasks that deserve a look "
+                             "(unsure or contradicting each other) on the Review page")
+    if send:
+        _on_predict()  # exactly the text in the box is sent: predicted first when it is not the one shown
     if st.session_state.get("predict_empty"):
         st.warning("Type or paste some text first: the input is empty.")
         return None
@@ -97,7 +104,7 @@ def render_single(predictor: Predictor, version: str, threshold: float) -> Predi
     try:
         prediction, _fresh = services.predict_one(predictor, version, text)
     except ValueError as exc:  # e.g. over the Predictor's hard character limit
-        st.error(str(exc))
+        st.error(md_literal(exc))
         return None
     if prediction.truncated:
         st.info(f"The text needs {prediction.n_tokens:,} tokens; the model read only the first "
@@ -107,7 +114,7 @@ def render_single(predictor: Predictor, version: str, threshold: float) -> Predi
     if send:
         from app.review.view import send_to_review
 
-        send_to_review(predictor, version, prediction)
+        send_to_review(predictor, version, prediction, threshold)
     return prediction
 
 
@@ -179,6 +186,7 @@ def _saliency_section(predictor: Predictor, version: str, prediction: Prediction
                          format_func=lambda m: {"grad_x_input": "Gradient × input",
                                                 "integrated_gradients": "Integrated gradients (16 steps)"}[m])
     sal = services.explain_saliency(predictor, version, prediction.text, task, method)
-    st.caption(f"Attribution of **{sal.target}** ({task_title(task)}): green pushes it up, red pushes it down.")
+    st.caption(f"Attribution of **{md_literal(sal.target)}** ({md_title(task)}): green pushes it up, "
+               "red pushes it down.")
     st.markdown(saliency_html(sal.tokens, sal.scores, hide_specials=hide), unsafe_allow_html=True)
     st.plotly_chart(saliency_bars(sal.tokens, sal.scores, hide_specials=hide), key="saliency_bars")

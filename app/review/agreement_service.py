@@ -17,10 +17,8 @@ from app.review.service import record
 from mtl_core.store import annotator_conflicts, cohen_kappa, current_labels, get_texts
 from mtl_core.store.annotations import canonical
 from mtl_core.store.db import Sessions
-from mtl_core.store.models import AnnotationEvent
+from mtl_core.store.models import ADJUDICATION, AnnotationEvent
 from mtl_core.tasks import TaskSpec
-
-ADJUDICATION = "adjudication"
 
 
 @dataclass(frozen=True)

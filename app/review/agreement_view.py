@@ -1,6 +1,6 @@
 """Review page, tab "Agreement": Cohen's kappa between annotators and adjudication of their conflicts.
 
-User text reaches the page escaped (`esc_text`) or through plain-text elements, never as markup.
+User text reaches the page escaped (`esc_text`, `md_literal`) or through plain-text elements, never as markup.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import streamlit as st
 
 from app.components.html import esc_text
 from app.components.results import task_title
+from app.components.text import md_literal
 from app.review import agreement_service as agreement
 from app.review import service as rs
 from app.review.common import flash
@@ -33,7 +34,7 @@ def render_agreement(sessions: Sessions, annotator: str | None, task_file: TaskF
     spec = task_file.by_name(task)
     conflicts = agreement.open_conflicts(sessions, spec)
     if not conflicts:
-        st.caption(f"No open conflicts for {task_title(task)}.")
+        st.caption(f"No open conflicts for {md_literal(task_title(task))}.")
         return
     if not auth_view.allowed("adjudicate"):
         auth_view.denied_note("adjudicate")
@@ -54,7 +55,7 @@ def _conflict_card(sessions: Sessions, conflict: agreement.OpenConflict, annotat
         options = conflict.options
         pick_key = f"review_adj_pick_{conflict.task}_{conflict.text_id}"
         st.radio("Final label", list(range(len(options))), key=pick_key, horizontal=True,
-                 format_func=lambda i: rs.format_value(options[i], conflict.text))
+                 format_func=lambda i: md_literal(rs.format_value(options[i], conflict.text)))
         st.button("Record final label", key=f"review_adj_save_{conflict.task}_{conflict.text_id}",
                   disabled=not annotator, on_click=_adjudicate, args=(sessions, conflict, pick_key, annotator))
 

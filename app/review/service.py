@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from mtl_core.review.queue import candidates_for
+from mtl_core.review.queue import Candidate, candidates_for, confidence, worth_a_look
 from mtl_core.store import (
     QueueEntry,
     add_annotation,
@@ -24,9 +24,9 @@ from mtl_core.store import (
     queue_progress,
     record_predictions,
     top_queue,
-    undo_last,
     upsert_queue_items,
 )
+from mtl_core.store.actions import undo_latest
 from mtl_core.store.db import Sessions
 from mtl_core.store.models import AnnotationEvent, QueueItem, TextRow
 from mtl_core.tasks import TaskFile, TaskSpec
@@ -37,32 +37,50 @@ PREDICT_POOL = "predict"
 # ---------------------------------------------------------------- send to review (Predict page)
 
 
+UNSURE_BELOW = 0.6  # the Predict page's default "Flag as unsure below confidence"
+
+
 @dataclass(frozen=True)
 class SentToReview:
     text_id: int
     queued: int  # queue items written for the text
+    why: tuple[str, ...] = ()  # one "task: reason" line per queued item, e.g. "sentiment: Model unsure (52%)"
 
 
-def send_to_review(sessions: Sessions, prediction: Prediction, version: str, task_file: TaskFile) -> SentToReview:
-    """Store a Predict-page text (source 'predict'), its predictions for `version`, and its
-    uncertainty/contradiction candidates as queue items. Re-sending refreshes, never duplicates."""
+def _why(prediction: Prediction, candidate: Candidate) -> str:
+    sure = confidence(prediction.tasks[candidate.task]) if candidate.task in prediction.tasks else None
+    shown = f" ({sure:.0%})" if candidate.reason == "uncertain" and sure is not None else ""
+    return f"{candidate.task or 'all tasks'}: {candidate.reason.replace('_', ' ')}{shown}"
+
+
+def send_to_review(sessions: Sessions, prediction: Prediction, version: str, task_file: TaskFile,
+                   unsure_below: float = UNSURE_BELOW) -> SentToReview:
+    """Store a Predict-page text (source 'predict') and its predictions for `version`, and queue the tasks
+    that deserve a look (`worth_a_look`: unsure below `unsure_below`, or a broken rule). Re-sending
+    refreshes, never duplicates."""
+    candidates = worth_a_look(prediction, candidates_for(prediction, 0, task_file), unsure_below)
     with sessions() as s:
         [text_id] = add_texts(s, [prediction.text], source=PREDICT_POOL)
         record_predictions(s, [text_id], [prediction], version)
-        candidates = candidates_for(prediction, 0, task_file)
         queued = upsert_queue_items(
             s, candidates, text_ids=[text_id], pool=PREDICT_POOL, model_version=version
         ) if candidates else 0
-    return SentToReview(text_id, queued)
+    return SentToReview(text_id, queued, tuple(_why(prediction, c) for c in candidates))
 
 
 # ---------------------------------------------------------------- the queue
 
 
-def next_item(sessions: Sessions, annotator: str, task: str | None = None, reason: str | None = None) -> QueueEntry | None:
-    """The highest-scored item this annotator has not labelled, accepted or skipped yet."""
+def next_items(sessions: Sessions, annotator: str, task: str | None = None, reason: str | None = None,
+               limit: int = 2) -> list[QueueEntry]:
+    """The highest-scored items this annotator has not labelled, accepted or skipped yet (the first is shown,
+    the second is the one to prefetch)."""
     with sessions() as s:
-        found = top_queue(s, limit=1, task=task, reason=reason, annotator=annotator)
+        return top_queue(s, limit=limit, task=task, reason=reason, annotator=annotator)
+
+
+def next_item(sessions: Sessions, annotator: str, task: str | None = None, reason: str | None = None) -> QueueEntry | None:
+    found = next_items(sessions, annotator, task, reason, limit=1)
     return found[0] if found else None
 
 
@@ -84,14 +102,19 @@ def item_for(sessions: Sessions, text_id: int, task: str | None) -> QueueEntry |
                       q.created_at)
 
 
-def progress(sessions: Sessions, annotator: str, task: str | None = None, reason: str | None = None) -> tuple[int, int]:
-    """(done, total) for this annotator under the filters."""
+@dataclass(frozen=True)
+class Progress:
+    labelled: int  # labelled or accepted by this annotator
+    skipped: int  # skipped and not labelled: off the queue, but not done (listed to re-open)
+    total: int
+
+
+def progress(sessions: Sessions, annotator: str, task: str | None = None, reason: str | None = None) -> Progress:
+    """This annotator's counts under the filters."""
     with sessions() as s:
         counts = queue_progress(s, task, annotator=annotator)
-    if reason is None:
-        return counts["done"], counts["total"]
-    part = counts["by_reason"].get(reason, {"done": 0, "total": 0})
-    return part["done"], part["total"]
+    part = counts if reason is None else counts["by_reason"].get(reason, {"done": 0, "labelled": 0, "total": 0})
+    return Progress(part["labelled"], part["done"] - part["labelled"], part["total"])
 
 
 def stored_prediction(sessions: Sessions, entry: QueueEntry) -> Prediction | None:
@@ -164,16 +187,19 @@ class Undone:
     text_id: int
     task: str
     kind: str  # the kind of the event that was undone
+    events: int = 1  # how many events were undone (a bulk action is undone whole)
 
 
-def undo(sessions: Sessions, annotator: str) -> Undone | None:
-    """Cancel the annotator's latest effective event (a new 'undo' event); None when nothing is left."""
+def undo(sessions: Sessions, annotator: str, expect_event_id: int | None = None) -> Undone | None:
+    """Cancel the annotator's latest effective action, a whole bulk action included (new 'undo' events);
+    None when nothing is left. `expect_event_id`: see `store.actions.undo_latest` (StaleAction)."""
     with sessions() as s:
-        event = undo_last(s, annotator)
-        if event is None:
+        events = undo_latest(s, annotator, expect_event_id)
+        if not events:
             return None
-        target = s.get(AnnotationEvent, event.undoes_event_id)
-        return Undone(event.text_id, event.task, target.kind if target is not None else "?")
+        first = events[0]  # in id order: a bulk action's drawn item comes first
+        target = s.get(AnnotationEvent, first.undoes_event_id)
+        return Undone(first.text_id, first.task, target.kind if target is not None else "?", len(events))
 
 
 @dataclass(frozen=True)

@@ -1,23 +1,26 @@
-"""Review page: the page entry, the annotator, the queue and the item being labelled.
+"""Review page: the page entry, the annotator, and the queue (a fragment: labelling reruns only it).
 
-The other tabs live in `review_pool_view` (scoring jobs), `review_agreement_view` (kappa,
-adjudication) and `review_exchange_view` (import/export); the label editors in `review_editor_view`.
-All st.* calls run in the script thread (callbacks and fragments included). User text reaches the
-page escaped (`esc_text`) or through plain-text elements, never as markup.
+The item itself lives in `item_view` (card, model vs data set) with `editor_view` (editors), `actions_view`
+(buttons, shortcuts, callbacks), `bulk_view` and `panel_view` (the annotator's figures, skipped items); the
+other tabs in `pool_view` (scoring jobs), `agreement_view` (kappa, adjudication) and `exchange_view`
+(import/export). All st.* calls run in the script thread (callbacks and fragments included). User text
+reaches the page escaped (`esc_text`, `md_literal`) or through plain-text elements, never as markup.
 """
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
-from app.components.html import esc_text
-from app.components.results import render_results, task_title
+from app.components.results import task_title
+from app.components.text import md_literal
+from app.review import action_service as acts
 from app.review import service as rs
+from app.review.actions_view import undo_action
 from app.review.agreement_view import render_agreement
-from app.review.common import ANNOTATOR, ITEM, PIN, REASON_COLORS, REASON_TITLES, show_flash
-from app.review.editor_view import render_editor, undo_action
+from app.review.common import ANNOTATOR, ITEM, KEYS, NAME_PARAM, PIN, REASON_TITLES, show_flash
 from app.review.exchange_view import render_exchange
+from app.review.item_view import render_item
+from app.review.panel_view import render_panel
 from app.review.pool_view import render_pools
 from app.shared import auth_view, services
 from app.shared.store_service import get_sessions
@@ -29,7 +32,6 @@ from mtl_core.tasks import TaskFile, load_task_file
 from mtl_core.types import Prediction
 
 ITEM_KEYS = ("review_value_", "review_spans_", "review_ner_", "review_task_choice")
-UNSURE_BELOW = 0.6
 
 
 # ---------------------------------------------------------------- page
@@ -61,41 +63,58 @@ def _model() -> tuple[Predictor | None, str | None]:
     except NoModelError:
         st.caption("No trained model in this workspace: stored predictions are shown where they exist.")
     except Exception as exc:  # a corrupted registry: say what, keep the page usable
-        st.warning(f"The model could not be loaded: {exc}")
+        st.warning(f"The model could not be loaded: {md_literal(exc)}")
     return None, None
 
 
-def send_to_review(predictor: Predictor, version: str, prediction: Prediction) -> None:
-    """The Predict page's "Send to review" button: store the text, its answers and its queue items."""
+def send_to_review(predictor: Predictor, version: str, prediction: Prediction,
+                   unsure_below: float = rs.UNSURE_BELOW) -> None:
+    """The Predict page's "Send to review" button: store the text and its answers, queue the tasks that
+    deserve a look (unsure below `unsure_below`, or contradicting each other) and say which."""
     try:
-        sent = rs.send_to_review(get_sessions(), prediction, version, predictor.task_file)
+        sent = rs.send_to_review(get_sessions(), prediction, version, predictor.task_file, unsure_below)
     except Exception as exc:  # the store is optional for predicting: say what failed, keep the page
-        st.error(f"Could not send the text to review: {exc}")
+        st.error(f"Could not send the text to review: {md_literal(exc)}")
         return
-    st.success(f"Sent to review: {sent.queued} queue item(s) for this text. Open **Review** to label it.",
-               icon=":material/rate_review:")
+    if not sent.queued:
+        st.info(f"Stored, but nothing was queued: every answer is confident (at least {unsure_below:.0%}) and "
+                "consistent with the others.", icon=":material/rate_review:")
+        return
+    st.success(f"Sent to review: {sent.queued:,} queue item(s) for this text ({md_literal('; '.join(sent.why))}). "
+               "Open **Review** to label it.", icon=":material/rate_review:")
 
 
 # ---------------------------------------------------------------- annotator
 
 
+def _clean_name(value: object) -> str:
+    """Whitespace runs as one space, at most 128 characters, no NUL (the store refuses it)."""
+    return " ".join(str(value or "").replace("\x00", " ").split())[:128]
+
+
 def _set_annotator() -> None:
-    name = " ".join(str(st.session_state.get("review_annotator_input", "")).split())[:128]
+    name = _clean_name(st.session_state.get("review_annotator_input", ""))
     if name:
         st.session_state[ANNOTATOR] = name
+        st.query_params[NAME_PARAM] = name  # a reload of the page keeps it
 
 
 def _clear_annotator() -> None:
     st.session_state.pop(ANNOTATOR, None)
     st.session_state.pop(PIN, None)
+    st.query_params.pop(NAME_PARAM, None)
 
 
 def render_annotator() -> str | None:
-    """The annotator's name, asked once per session; None until given. Team mode: the signed-in user."""
+    """The annotator's name, asked once and kept in the URL (`?annotator=`), so a reload keeps it; None until
+    given. Team mode: the signed-in user."""
     if auth_view.team_mode():
         return auth_view.team_annotator()
-    name = st.session_state.get(ANNOTATOR)
+    name = st.session_state.get(ANNOTATOR) or _clean_name(st.query_params.get(NAME_PARAM))
     if name:
+        st.session_state[ANNOTATOR] = name
+        if st.query_params.get(NAME_PARAM) != name:
+            st.query_params[NAME_PARAM] = name  # back in the URL after a visit to another page
         st.sidebar.text(f"Annotating as {name}")
         st.sidebar.button("Switch annotator", key="review_switch_annotator", on_click=_clear_annotator)
         return name
@@ -111,39 +130,49 @@ def render_annotator() -> str | None:
 # ---------------------------------------------------------------- queue
 
 
+@st.fragment
 def render_queue(sessions: Sessions, annotator: str | None, predictor: Predictor | None, version: str | None,
                  task_file: TaskFile) -> None:
+    """The queue tab, a fragment: a label, skip or undo reruns only this, not the other tabs."""
     if not annotator:
         st.caption("The queue opens once you have entered your name.")
         return
+    show_flash()  # an action's message, on a rerun of this fragment alone
     names = [t.name for t in task_file.tasks]
     a, b = st.columns(2)
     task = a.selectbox("Task", [None, *names], key="review_filter_task",
                        format_func=lambda t: "All tasks" if t is None else task_title(t))
     reason = b.selectbox("Reason", [None, *QUEUE_REASONS], key="review_filter_reason",
                          format_func=lambda r: "All reasons" if r is None else REASON_TITLES[r])
-    done, total = rs.progress(sessions, annotator, task, reason)
-    st.progress(done / total if total else 0.0, text=f"{done:,} / {total:,} done")
-    entry = _current_entry(sessions, annotator, task, reason)
+    counts = rs.progress(sessions, annotator, task, reason)
+    st.progress(counts.labelled / counts.total if counts.total else 0.0,
+                text=f"{counts.labelled:,} / {counts.total:,} done · {counts.skipped:,} skipped")
+    render_panel(sessions, annotator)
+    entry, following = _current_entry(sessions, annotator, task, reason)
     if entry is None:
-        if total:
+        if counts.total:
             st.success("Nothing left for you under these filters: well done.", icon=":material/task_alt:")
         else:
             st.info("The queue is empty here: score a pool (tab **Score a pool**) or send texts from Predict.")
-        st.button("Undo my last action", key="review_undo", on_click=undo_action, args=(sessions, annotator))
+        undo_id = acts.undo_target(sessions, annotator)
+        st.button("Undo my last action", key=f"review_undo__{undo_id or 0}", disabled=undo_id is None,
+                  shortcut=KEYS["undo"], on_click=undo_action, args=(sessions, annotator, undo_id))
         return
     _reset_on_item_change(entry)
-    render_item(sessions, entry, annotator, predictor, version, task_file)
+    render_item(sessions, entry, annotator, predictor, version, task_file, following)
 
 
-def _current_entry(sessions: Sessions, annotator: str, task: str | None, reason: str | None) -> QueueEntry | None:
+def _current_entry(sessions: Sessions, annotator: str, task: str | None, reason: str | None
+                   ) -> tuple[QueueEntry | None, QueueEntry | None]:
+    """(the item to show, the one after it: prefetched). A pinned item (undo, re-open) comes first."""
     pin = st.session_state.get(PIN)
     if pin:
         entry = rs.item_for(sessions, *pin)
         if entry is not None:
-            return entry
+            return entry, rs.next_item(sessions, annotator, task, reason)
         st.session_state.pop(PIN, None)
-    return rs.next_item(sessions, annotator, task, reason)
+    found = rs.next_items(sessions, annotator, task, reason, limit=2)
+    return (found[0] if found else None), (found[1] if len(found) > 1 else None)
 
 
 def _reset_on_item_change(entry: QueueEntry) -> None:
@@ -151,46 +180,4 @@ def _reset_on_item_change(entry: QueueEntry) -> None:
     if st.session_state.get(ITEM) != entry.id:
         for key in [k for k in st.session_state if str(k).startswith(ITEM_KEYS)]:
             del st.session_state[key]
-        st.session_state["review_ner_words"] = []  # through state, so the browser's selection clears too
         st.session_state[ITEM] = entry.id
-
-
-def _prediction(sessions: Sessions, entry: QueueEntry, predictor: Predictor | None, version: str | None
-                ) -> Prediction | None:
-    if predictor is not None and version is not None:
-        try:
-            return services.predict_one(predictor, version, entry.text)[0]
-        except ValueError as exc:
-            st.error(str(exc))
-            return None
-    return rs.stored_prediction(sessions, entry)
-
-
-def render_item(sessions: Sessions, entry: QueueEntry, annotator: str, predictor: Predictor | None,
-                version: str | None, task_file: TaskFile) -> None:
-    with st.container(border=True, key="review_item_box"):
-        st.markdown(f'<div class="mtl-review-text" style="white-space:pre-wrap;font-size:1.1em">'
-                    f"{esc_text(entry.text)}</div>", unsafe_allow_html=True)
-        st.badge(REASON_TITLES.get(entry.reason, entry.reason), color=REASON_COLORS.get(entry.reason, "gray"))
-        where = [f"score {entry.score:.2f}", f"task {entry.task or 'any'}"]
-        if entry.model_version:
-            where.append(f"queued by model {entry.model_version}")
-        st.caption(" · ".join(where))
-        st.text(entry.detail)  # plain text: details quote user text (entity spans)
-    prediction = _prediction(sessions, entry, predictor, version)
-    render_editor(sessions, entry, annotator, prediction, task_file)
-    if prediction is not None:
-        shown = "active model " + version if predictor is not None else f"stored answers of {entry.model_version}"
-        with st.expander(f"Model answers for every task ({shown})", expanded=True, key="review_answers"):
-            entity_types = {t.name: list(t.labels) for t in task_file.tasks if t.kind == "token_classification"}
-            render_results(prediction, entity_types, UNSURE_BELOW)
-    if predictor is not None and prediction is not None and prediction.attentions is not None:
-        from app.predict.view import render_explain
-
-        render_explain(predictor, version, prediction)
-    with st.expander("Event log of this text", key="review_log_expander"):
-        log = rs.event_log(sessions, entry.text_id)
-        if log:
-            st.dataframe(pd.DataFrame([vars(r) for r in log]), hide_index=True, key="review_event_log")
-        else:
-            st.caption("No labels yet.")

@@ -7,16 +7,24 @@ check, so a role change or a removed account takes effect on the next click.
 
 from __future__ import annotations
 
-import streamlit as st
+import os
 
-from mtl_core.ops import auth
+import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+from app.components.text import md_literal
+from mtl_core.ops import auth, signin
+from mtl_core.ops.signin import TOO_MANY, WRONG_PASSWORD
 
 USER = "auth_user"  # the signed-in username (not a widget key)
-FAILED = "auth_failed"  # set by the sign-in callback, shown once by the form
+FAILED = "auth_failed"  # (password wrong?, seconds to wait) set by the sign-in callback, shown once
+ENV_CLIENT_HEADER = "MTL_STUDIO_CLIENT_IP_HEADER"  # e.g. X-Real-IP, set by your reverse proxy
 ACTION_TEXT = {
     "annotate": "label",
     "adjudicate": "record final labels",
     "import_annotations": "import annotations",
+    "score_pool": "score pools or cancel scoring",
+    "send_broken": "send a round's broken examples to review",
     "train": "start or cancel fine-tuning rounds",
     "promote": "promote models",
     "discard": "discard models",
@@ -76,8 +84,8 @@ def denied_message(action: str) -> str:
 
 
 def denied_note(action: str) -> None:
-    """The info line shown where a button is hidden for this role."""
-    st.info(denied_message(action), icon=":material/lock:")
+    """The info line shown where a button is hidden for this role (it names the user: shown literally)."""
+    st.info(md_literal(denied_message(action)), icon=":material/lock:")
 
 
 def team_annotator() -> str | None:
@@ -139,8 +147,11 @@ def render_login() -> None:
         st.text_input("Username", key="auth_login_username", max_chars=auth.MAX_USERNAME)
         st.text_input("Password", type="password", key="auth_login_password", max_chars=auth.MAX_PASSWORD)
         st.form_submit_button("Sign in", type="primary", key="auth_login_submit", on_click=_sign_in)
-    if st.session_state.pop(FAILED, False):
-        st.error("Wrong username or password.", icon=":material/error:")
+    failed = st.session_state.pop(FAILED, None)
+    if failed:  # signin.SignInResult.message, from our constants and a number only
+        wrong, wait = failed
+        st.error((WRONG_PASSWORD if wrong else "") + (" " if wrong and wait else "")
+                 + (f"{TOO_MANY} {wait:d} s." if wait else ""), icon=":material/error:")
 
 
 def _sign_in() -> None:
@@ -148,10 +159,24 @@ def _sign_in() -> None:
     username = str(st.session_state.get("auth_login_username", ""))
     password = str(st.session_state.get("auth_login_password", ""))
     with _sessions()() as s:
-        user = auth.authenticate(s, username, password)
-        name = user.username if user is not None else None
+        result = signin.sign_in(s, username, password, client_id())
+        name = result.user.username if result.user is not None else None
     if name is None:
-        st.session_state[FAILED] = True
+        st.session_state[FAILED] = (result.wrong, result.retry_after_s)
         return
     log_out()  # nothing of a previous session carries over to the new user
     st.session_state[USER] = name
+
+
+def client_id() -> str | None:
+    """Who is signing in, for the per-client limit: the address your reverse proxy puts in the header named
+    by MTL_STUDIO_CLIENT_IP_HEADER (its last value: the one the proxy added), else the remote address,
+    else this browser session (behind a local proxy every remote address is the proxy's)."""
+    header = os.environ.get(ENV_CLIENT_HEADER, "").strip()
+    forwarded = st.context.headers.get(header) if header else None
+    if forwarded and forwarded.split(",")[-1].strip():
+        return "ip:" + forwarded.split(",")[-1].strip()
+    if st.context.ip_address:
+        return "ip:" + st.context.ip_address
+    ctx = get_script_run_ctx()
+    return f"session:{ctx.session_id}" if ctx is not None else None

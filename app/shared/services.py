@@ -17,7 +17,7 @@ from mtl_core.model.registry import Registry
 from mtl_core.serve.explain import Saliency, saliency
 from mtl_core.serve.predictor import NoModelError, Predictor, load_active_predictor
 from mtl_core.types import Prediction
-from mtl_core.workspace import workspace_dir
+from mtl_core.workspace import hold_workspace, workspace_dir
 
 # Sessions share one model object; `set_attention` flips shared config, so forwards take turns.
 MODEL_LOCK = threading.RLock()
@@ -45,6 +45,7 @@ def active_version(home: str) -> str:
 def get_predictor(version: str, home: str) -> Predictor:
     """One Predictor per (active version, workspace); a new active version is a new cache key."""
     del version  # only part of the cache key: load_active_predictor reads the registry itself
+    hold_workspace(home)  # for this server's lifetime: `restore` refuses while the app uses the workspace
     return load_active_predictor(home)
 
 
@@ -143,3 +144,38 @@ def predict_many(predictor: Predictor, texts: list[str],
         if on_progress is not None:
             on_progress(min(start + BATCH_SIZE, len(texts)), len(texts))
     return results  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------- prefetch and embeddings (Review page)
+
+EMBEDDING_CACHE_SIZE = 4096  # per predictor, across sessions: 384 floats each for MiniLM (~6 MB)
+_embeddings: weakref.WeakKeyDictionary[Predictor, OrderedDict] = weakref.WeakKeyDictionary()
+
+
+def prefetch(predictor: Predictor, version: str, text: str) -> threading.Thread | None:
+    """Start the forward of `text` (the next queue item) in a background thread, into the cross-session cache
+    that `predict_one` reads: the next item then shows without waiting for the model. None when cached."""
+    key = ("prediction", version, text)
+    if _shared_get(predictor, key) is not None:
+        return None
+    thread = threading.Thread(target=_computed_once, name="mtl-prefetch", daemon=True,
+                              args=(predictor, key, lambda: predictor.predict([text], with_attention=True)[0]))
+    thread.start()
+    return thread
+
+
+def embed_texts(predictor: Predictor, version: str, texts: list[str]):
+    """(N, H) unit vectors of `texts` (`Predictor.embed`), each cached across sessions per (version, text)."""
+    import numpy as np
+
+    with _SHARED_LOCK:
+        cache = _embeddings.setdefault(predictor, OrderedDict())
+        missing = [t for t in dict.fromkeys(texts) if (version, t) not in cache]
+    if missing:
+        with MODEL_LOCK:
+            vectors = predictor.embed(missing)
+        with _SHARED_LOCK:
+            for text, vector in zip(missing, vectors):
+                _remember(cache, (version, text), vector, EMBEDDING_CACHE_SIZE)
+    with _SHARED_LOCK:
+        return np.stack([cache[(version, t)] for t in texts]) if texts else np.zeros((0, 0), dtype=np.float32)

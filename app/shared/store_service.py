@@ -6,12 +6,13 @@ import streamlit as st
 
 from mtl_core.store import database_url
 from mtl_core.store.db import open_store
-from mtl_core.workspace import workspace_dir
+from mtl_core.workspace import hold_workspace, workspace_dir
 
 
 @st.cache_resource(show_spinner=False)
 def _sessions_for(url: str, home: str):
     del url  # part of the cache key only: open_store reads the same env/workspace
+    hold_workspace(home)  # for this server's lifetime: `restore` refuses while the app uses the workspace
     return open_store(home)[1]
 
 

@@ -1,6 +1,7 @@
 """A finished round: old vs new (deltas, per-label, confusion difference, fixed/broken), promote/discard.
 
-All st.* calls happen in the script thread (button callbacks included).
+All st.* calls happen in the script thread (button callbacks included). Version ids and task names reach
+Markdown through `md_literal`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app.components.html import esc
-from app.components.results import task_title
+from app.components.results import md_title, task_title
+from app.components.text import md_literal
 from app.shared import auth_view
 from app.shared.flash import one_shot
 from app.train import service as train_service
@@ -92,6 +94,9 @@ def _discard(version: str) -> None:
 def _send_broken(rows: list[dict], version: str, base: str) -> None:
     from app.shared.store_service import get_sessions
 
+    if not auth_view.allowed("send_broken"):  # a disabled button can still be clicked by a forged message
+        flash("error", auth_view.denied_message("send_broken"))
+        return
     n = train_service.send_to_review(get_sessions(), rows, version, base)
     flash("success", f"{n} broken example(s) sent to the review queue.")
 
@@ -101,17 +106,17 @@ def render_round_result(job) -> None:
     comparison = result.get("comparison") or {}
     version, base = result.get("version"), result.get("base_version")
     if not version or not comparison:
-        st.warning(f"Round {job.id} finished without a comparison.")
+        st.warning(f"Round {job.id:d} finished without a comparison.")
         return
     test, corr = comparison.get("test", {}), comparison.get("corrections", {})
-    st.subheader(f"Round {job.id}: {base} → {version}")
+    st.subheader(f"Round {job.id:d}: {md_literal(base)} → {md_literal(version)}")
     n_corr = sum(c["n"] for c in corr.get("counts", {}).values())
     right = sum(c["right_new"] for c in corr.get("counts", {}).values())
     right_old = sum(c["right_old"] for c in corr.get("counts", {}).values())
     a, b, c, d = st.columns(4)
-    a.metric("Corrections right", f"{right}/{n_corr}", delta=right - right_old)
-    b.metric("Test examples fixed", test.get("n_fixed", 0))
-    c.metric("Test examples broken", test.get("n_broken", 0), delta=-test.get("n_broken", 0))
+    a.metric("Corrections right", f"{right:,}/{n_corr:,}", delta=right - right_old)
+    b.metric("Test examples fixed", f"{test.get('n_fixed', 0):,}")
+    c.metric("Test examples broken", f"{test.get('n_broken', 0):,}", delta=-test.get("n_broken", 0))
     d.metric("Round time", f"{result.get('timings', {}).get('total', 0):.0f} s")
     st.dataframe(deltas_frame(comparison), hide_index=True, key="round_deltas", column_config={
         "old": st.column_config.NumberColumn(format="%.4f"), "new": st.column_config.NumberColumn(format="%.4f"),
@@ -119,9 +124,9 @@ def render_round_result(job) -> None:
     regs = comparison.get("regressions", [])
     if regs:
         st.warning("The test metric dropped by more than 1 point on: "
-                   + ", ".join(task_title(t) for t in regs) + ". Check the broken examples before promoting.")
-    tabs = st.tabs(["Per label", "Confusion difference", f"Fixed ({test.get('n_fixed', 0)})",
-                    f"Broken ({test.get('n_broken', 0)})", "Corrections"], key="round_tabs")
+                   + ", ".join(md_title(t) for t in regs) + ". Check the broken examples before promoting.")
+    tabs = st.tabs(["Per label", "Confusion difference", f"Fixed ({test.get('n_fixed', 0):,})",
+                    f"Broken ({test.get('n_broken', 0):,})", "Corrections"], key="round_tabs")
     with tabs[0]:
         st.dataframe(pd.DataFrame(test.get("labels", [])), hide_index=True, key="round_labels")
     with tabs[1]:
@@ -145,23 +150,27 @@ def render_round_result(job) -> None:
 def _actions(version: str, base: str, regs: list[str], broken: list[dict]) -> None:
     state = train_service.version_state(version)
     if state == "missing":
-        st.error(f"{version} is no longer registered.")
+        st.error(f"{md_literal(version)} is no longer registered.")
         return
     left, mid, right = st.columns([1, 1, 2])
-    right.button("Send broken to review", key="round_send_broken", disabled=not broken,
+    may_send = auth_view.allowed("send_broken")
+    right.button("Send broken to review", key="round_send_broken", disabled=not broken or not may_send,
                  on_click=_send_broken, args=(broken, version, base))
+    if not may_send:
+        with right:
+            auth_view.denied_note("send_broken")
     if state == "active":
-        left.success(f"{version} is active.")
+        left.success(f"{md_literal(version)} is active.")
         return
     if not auth_view.allowed("promote"):
         auth_view.denied_note("promote")
         return
     confirmed = True
     if regs:
-        confirmed = st.checkbox(f"Promote {version} anyway, although {', '.join(map(task_title, regs))} "
+        confirmed = st.checkbox(f"Promote {md_literal(version)} anyway, although {', '.join(map(md_title, regs))} "
                                 "dropped by more than 1 point", key=f"round_confirm_{version}")
-    left.button(f"Promote {version}", key="round_promote", type="primary", disabled=not confirmed,
+    left.button(f"Promote {md_literal(version)}", key="round_promote", type="primary", disabled=not confirmed,
                 on_click=_promote, args=(version,))
     mid.button("Discard", key="round_discard", disabled=state == "discarded", on_click=_discard, args=(version,))
     if state == "discarded":
-        st.caption(f"{version} is discarded; promoting it is still possible.")
+        st.caption(f"{md_literal(version)} is discarded; promoting it is still possible.")

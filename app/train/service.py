@@ -40,11 +40,19 @@ def launch(params: dict) -> int:
     return worker.launch(JOB_KIND, params, home())
 
 
-def start_round(cfg: RoundConfig, base_version: str, sessions: Sessions) -> int:
+def start_round(cfg: RoundConfig, base_version: str, sessions: Sessions, nproc: int = 1) -> int:
+    """`nproc` > 1: the worker runs the round on that many processes, one per local GPU (docs/SCALING.md)."""
     params = {f.name: getattr(cfg, f.name) for f in fields(RoundConfig)}
     with sessions() as s:
         mark_stale_jobs_failed(s, worker.STALE_AFTER_S)
-    return launch({**params, "base_version": base_version})
+    return launch({**params, "base_version": base_version, **({"nproc": nproc} if nproc > 1 else {})})
+
+
+def gpu_count() -> int:
+    """Local CUDA devices: with more than one, the Train page offers to run a round on several."""
+    import torch
+
+    return torch.cuda.device_count()
 
 
 def cancel(job_id: int) -> None:

@@ -10,6 +10,7 @@ import plotly.express as px
 import streamlit as st
 
 from app.components.results import task_title
+from app.components.text import md_literal
 from app.shared import auth_view
 from app.shared.store_service import get_sessions
 from app.train import service as train_service
@@ -54,15 +55,15 @@ def _last_round(job) -> None:
     if job.status == "done":
         render_round_result(job)
     elif job.status == "failed":
-        st.error(f"Round {job.id} failed: {job.message or 'no message'}")
+        st.error(f"Round {job.id:d} failed: {md_literal(job.message or 'no message')}")
         with st.expander("Log", expanded=False, key="round_failed_log"):
             st.code(job.log or "(empty)", language="text")
     else:
-        st.info(f"Round {job.id} was {job.status}: {job.message or ''}")
+        st.info(f"Round {job.id:d} was {md_literal(job.status)}: {md_literal(job.message or '')}")
 
 
 def _settings(base: str, sessions: Sessions) -> None:
-    st.subheader(f"New round from {base}")
+    st.subheader(f"New round from {md_literal(base)}")
     counts = train_service.counts(sessions)
     if not counts:
         st.info("No corrections yet: label or correct predictions on the Review page, then come back.")
@@ -95,11 +96,15 @@ def _settings(base: str, sessions: Sessions) -> None:
                             key="round_edit_memory",
                             help="A remembered correction answers its own text and close paraphrases only; "
                                  "see docs/FINETUNE.md")
+        gpus = train_service.gpu_count()
+        nproc = a.number_input("GPUs to train on", 1, gpus, 1, key="round_nproc",
+                               help="One process per local GPU (torchrun, data parallel): see docs/SCALING.md"
+                               ) if gpus > 1 else 1
         start = st.form_submit_button("Start round", type="primary", key="round_start")
     if not start:
         return
     if not auth_view.allowed("train"):  # checked again at the click: the role may have changed since
-        st.error(auth_view.denied_message("train"))
+        st.error(md_literal(auth_view.denied_message("train")))
         return
     if not tasks:
         st.warning("Pick at least one task to learn from.")
@@ -109,12 +114,12 @@ def _settings(base: str, sessions: Sessions) -> None:
                           lora_alpha=2 * int(rank), loss_weighting=weighting, sampling=sampling, steps=int(steps),
                           replay_ratio=float(replay), encoder_lr=float(lr), lora_lr=float(lora_lr),
                           distill=float(distill), edit_memory=bool(memory))
-        job_id = train_service.start_round(cfg, base, sessions)
+        job_id = train_service.start_round(cfg, base, sessions, nproc=int(nproc))
     except JobBusy:
         st.warning("A round is already running: wait for it to finish or cancel it first.")
         return
     except ValueError as exc:
-        st.error(f"Invalid settings: {exc}")
+        st.error(f"Invalid settings: {md_literal(exc)}")
         return
     flash("info", f"Round {job_id} started from {base}.")
     st.rerun()
@@ -139,11 +144,11 @@ def _progress_panel(job_id: int) -> None:
     if job is None or job.status not in train_service.ACTIVE_STATUSES:
         st.rerun()  # finished: the full page shows the outcome
         return
-    st.subheader(f"Round {job.id} — {job.status}")
+    st.subheader(f"Round {job.id:d} — {md_literal(job.status)}")
     total = job.total or 0
     st.progress(min(1.0, job.progress or 0.0),
-                text=f"{job.message or 'starting…'} · step {job.step or 0}/{total} · "
-                     f"ETA {_fmt_seconds(train_service.eta_seconds(job))}")
+                text=md_literal(f"{job.message or 'starting…'} · step {job.step or 0}/{total} · "
+                                f"ETA {_fmt_seconds(train_service.eta_seconds(job))}"))
     st.button("Cancel round", key="round_cancel", on_click=_cancel, args=(job.id,),
               disabled=not auth_view.allowed("train"))
     points = train_service.curves(get_sessions(), job.id)

@@ -84,11 +84,16 @@ def variant(rng: random.Random, texts: list[str]) -> str:
     return f"{rng.choice(OPENERS)}{rng.choice(texts)}{rng.choice(CLOSERS)} (#{rng.randrange(10**6)})"
 
 
+def _item_button(at, name: str):
+    """The shown item's `name` button (its key ends with the drawn item's token: review_accept__12_3_0)."""
+    return next(b for b in at.button if (b.key or "").startswith(f"{name}__"))
+
+
 def _annotate(at, log: SessionLog, rng: random.Random) -> None:
     item = at.session_state.get("review_item")
     try:
-        at.button(key="review_save")
-    except KeyError:  # "Nothing left for you": this annotator has labelled the whole queue
+        _item_button(at, "review_accept")
+    except StopIteration:  # "Nothing left for you": this annotator has labelled the whole queue
         log.exhausted += 1
         return
     task = at.selectbox(key="review_task_choice").value
@@ -96,15 +101,16 @@ def _annotate(at, log: SessionLog, rng: random.Random) -> None:
 
     def prepare():
         if kind == "accept":
-            at.button(key="review_accept").click()
+            _item_button(at, "review_accept").click()
             return
-        with contextlib.suppress(KeyError):  # classification: a random class; regression: a random value
-            radio = at.radio(key=f"review_value_{task}")
-            radio.set_value(rng.choice(radio.options))
-        with contextlib.suppress(KeyError):
+        classes = [b for b in at.button if (b.key or "").startswith("review_class_")]
+        if classes:  # classification: a random class is one click
+            rng.choice(classes).click()
+            return
+        with contextlib.suppress(KeyError):  # regression: a random value
             slider = at.slider(key=f"review_value_{task}")
             slider.set_value(round(rng.uniform(slider.min, slider.max), 1))
-        at.button(key="review_save").click()
+        _item_button(at, "review_save").click()
 
     if _step(at, log, "annotate", prepare):
         if any(m.value.startswith(("Saved", "Accepted")) for m in at.success):

@@ -1,4 +1,4 @@
-"""`python -m mtl_core prepare-data | train | evaluate | predict | export | versions | activate`."""
+"""`python -m mtl_core prepare-data | train | round | evaluate | predict | export | versions | activate`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from dataclasses import fields
 
 from mtl_core.cli.backup import BACKUP_COMMANDS
 from mtl_core.cli.backup import add_parsers as add_backup_parsers
+from mtl_core.cli.rounds import add_nproc, cmd_round, relaunch
+from mtl_core.cli.rounds import add_parser as add_round_parser
 from mtl_core.cli.users import add_parser as add_users_parser
 from mtl_core.cli.users import cmd_users
 from mtl_core.data import DataSourceError, counts_table
@@ -39,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--progress-file", help="write the latest progress event as JSON here (for UIs)")
     tr.add_argument("--note", default="")
     tr.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_nproc(tr)
     for f in fields(ModelConfig) + fields(TrainConfig):
         if f.name in ("tasks",):
             continue
@@ -68,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     act.add_argument("version")
     add_backup_parsers(sub)
     add_users_parser(sub)
+    add_round_parser(sub, _type_of)
     return p
 
 
@@ -95,12 +99,17 @@ def cmd_prepare(args) -> int:
 def cmd_train(args) -> int:
     from mtl_core.model.registry import Registry
     from mtl_core.progress import ProgressFile
+    from mtl_core.train import distributed
     from mtl_core.train.pipeline import train_new_version
 
     if args.if_missing and Registry(args.home).active:
         print(f"model {Registry(args.home).active} already exists; skipping training")
         return 0
-    reporter = ProgressFile(args.progress_file) if args.progress_file else None
+    status = relaunch(args)  # --nproc N: this command again, on N processes under torchrun
+    if status is not None:
+        return status
+    distributed.init_from_env()  # under torchrun: this process is one rank (docs/SCALING.md)
+    reporter = ProgressFile(args.progress_file) if args.progress_file and distributed.is_main() else None
     try:
         info, report = train_new_version(
             args.task_file, ModelConfig(**_pick(ModelConfig, args)), TrainConfig(**_pick(TrainConfig, args)),
@@ -110,6 +119,10 @@ def cmd_train(args) -> int:
         if reporter:
             reporter.write({"status": "failed", "message": f"{type(exc).__name__}: {exc}"})
         raise
+    finally:
+        distributed.shutdown()
+    if info is None:  # a rank other than 0: rank 0 evaluates, registers and prints
+        return 0
     if reporter:
         reporter.write({"status": "done", "version": info.id, "step": report["steps"], "total": report["steps"]})
     if args.json:
@@ -191,6 +204,8 @@ def cmd_versions(args) -> int:
         mark = "*" if v.id == reg.active else " "
         metrics = " ".join(f"{k}={val:.3f}" for k, val in v.metrics.items())
         print(f"{mark} {v.id}  parent={v.parent or '-'}  {v.note}  {metrics}")
+    if reg.orphans():
+        print(f"orphan dirs, not versions (left by an interrupted registration): {', '.join(reg.orphans())}")
     return 0
 
 
@@ -203,12 +218,14 @@ def cmd_activate(args) -> int:
 
 
 COMMANDS = {"prepare-data": cmd_prepare, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "export": cmd_export, "versions": cmd_versions, "activate": cmd_activate, "users": cmd_users}
+            "export": cmd_export, "versions": cmd_versions, "activate": cmd_activate, "users": cmd_users,
+            "round": cmd_round}
 COMMANDS.update(BACKUP_COMMANDS)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # `--nproc N` runs the same command under torchrun
     try:
         return COMMANDS[args.command](args)
     except USER_ERRORS as exc:

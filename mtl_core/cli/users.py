@@ -1,4 +1,4 @@
-"""`python -m mtl_core users add | list | set-role | passwd | remove`: team-mode accounts.
+"""`python -m mtl_core users add | list | set-role | passwd | remove | unlock`: team-mode accounts.
 
 Passwords come from a prompt (typed twice) or, for scripts, one line of stdin (`--password-stdin`).
 Hashes are never printed.
@@ -35,6 +35,9 @@ def add_parser(sub) -> None:
     pw.add_argument("--password-stdin", action="store_true", help="read the password from stdin's first line")
     rm = cmds.add_parser("remove", help="delete an account (its annotations keep its name)")
     rm.add_argument("username")
+    unlock = cmds.add_parser("unlock", help="clear failed sign-ins: lift a name's wait (or every wait: --all)")
+    unlock.add_argument("username", nargs="?")
+    unlock.add_argument("--all", action="store_true", help="every account and client, not one name")
 
 
 def read_password(from_stdin: bool) -> str:
@@ -88,3 +91,18 @@ def _run(auth, s: Session, args) -> None:
     elif command == "remove":
         auth.delete_user(s, args.username)
         print(f"removed {args.username.strip()}")
+    elif command == "unlock":
+        _unlock(s, args)
+
+
+def _unlock(s: Session, args) -> None:
+    from mtl_core.ops import signin
+
+    if args.all == bool(args.username):
+        raise ValueError("unlock: give a username or --all (not both)")
+    if args.all:
+        print(f"cleared {signin.unlock_all(s)} failed sign-in record(s)")
+    elif signin.unlock_account(s, args.username):
+        print(f"unlocked {args.username.strip()}: failed sign-ins cleared")
+    else:
+        print(f"{args.username.strip()} had no failed sign-ins")

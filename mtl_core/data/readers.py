@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mtl_core.data.errors import DataSourceError
+from mtl_core.data.uploads import JsonTooDeep, loads_json, too_deep_message
 
 FALLBACK_ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")  # latin-1 decodes any byte: last resort
 DELIMITERS = (",", "\t", ";", "|")
@@ -81,7 +82,9 @@ def read_jsonl(path: Path, encoding: str | None = None) -> list[tuple[int, dict[
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = loads_json(line)
+        except JsonTooDeep:
+            raise DataSourceError(f"file {path.name}, line {n}: {too_deep_message()}") from None
         except json.JSONDecodeError as exc:
             raise DataSourceError(f"file {path.name}, line {n}: invalid JSON ({exc.msg})") from None
         if not isinstance(obj, dict):

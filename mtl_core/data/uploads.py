@@ -1,4 +1,5 @@
-"""Checks shared by every uploaded file (Predict batch, Review import): size cap, binary files, decoding.
+"""Checks shared by every uploaded file (Predict batch, Review import): size cap, binary files, decoding,
+and the one depth-safe JSON parser every user file goes through (`loads_json`).
 
 Nothing here decompresses anything: a zip/gzip file (even one named .csv) is refused from its first bytes,
 so a "zip bomb" never gets expanded.
@@ -6,6 +7,17 @@ so a "zip bomb" never gets expanded.
 
 from __future__ import annotations
 
+import json
+import re
+from itertools import accumulate
+from typing import Any
+
+MAX_JSON_DEPTH = 64  # nesting of [ and { in one user record; real records need 2-3 levels
+# JSON strings (escapes included) are skipped, so "[[[" inside a text never counts as nesting.
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_STRING_OR_BRACKET = re.compile(_STRING.pattern + r'|[\[\]{}]')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 MAX_UPLOAD_MB = 200  # the same cap as `maxUploadSize` in .streamlit/config.toml
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
@@ -97,3 +109,43 @@ def _legacy_decode(data: bytes) -> str:
         return data.decode("cp1252")
     except UnicodeDecodeError:  # a byte cp1252 leaves undefined (0x81, 0x8d, ...): latin-1 decodes anything
         return data.decode("latin-1")
+
+
+class JsonTooDeep(json.JSONDecodeError):
+    """A JSON value nested deeper than the cap: refused unparsed. A JSONDecodeError, so every caller that
+    handles bad JSON handles it too."""
+
+
+def too_deep_message(max_depth: int = MAX_JSON_DEPTH) -> str:
+    return f"nested too deeply (more than {max_depth} levels of [ or {{)"
+
+
+def _too_deep_at(text: str, max_depth: int) -> int | None:
+    """Index of the first bracket that opens level max_depth + 1 (outside strings), or None.
+
+    The running sum of +1/-1 per bracket is the parser's depth up to its first unmatched close, where the
+    parser stops anyway; the sum runs at C speed, the position is looked for only in a file that fails.
+    """
+    if text.count("[") + text.count("{") <= max_depth:
+        return None  # cannot nest that deep: the usual record costs two C-speed counts
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    if max(accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0) <= max_depth:
+        return None
+    depth = 0
+    for match in _STRING_OR_BRACKET.finditer(text):
+        depth += _DEPTH_STEP.get(match.group(), 0)
+        if depth > max_depth:
+            return match.start()
+    return 0  # an unterminated string hid the brackets from this scan: refused all the same
+
+
+def loads_json(text: str, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """json.loads for user files: nesting past `max_depth` raises JsonTooDeep instead of Python's parser
+    recursing into a RecursionError (a line of 100k "[" would otherwise crash the page)."""
+    at = _too_deep_at(text, max_depth)
+    if at is None:
+        try:
+            return json.loads(text)
+        except RecursionError:  # only reachable with a max_depth near the interpreter's recursion limit
+            at = 0
+    raise JsonTooDeep(too_deep_message(max_depth), text, at)

@@ -7,10 +7,13 @@
     model_config.json   ModelConfig
     train_config.json   how it was trained (optional)
     metrics.json        dev/test metrics (optional)
+    checksums.json      SHA-256 of every weights file, written last and checked on load (older checkpoints
+                        have none and load unchecked)
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -28,6 +31,9 @@ if TYPE_CHECKING:  # annotations only: no import cost or cycle at run time
     from transformers import PreTrainedTokenizerBase
 
 REQUIRED = ("encoder/config.json", "tokenizer", "heads.safetensors", "tasks.json", "model_config.json")
+CHECKSUMS = "checksums.json"
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
+HASH_CHUNK = 1 << 20
 
 
 class CheckpointError(RuntimeError):
@@ -44,6 +50,7 @@ def save_checkpoint(
 ) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    (out / CHECKSUMS).unlink(missing_ok=True)  # a stale one would condemn the new weights
     model.encoder.save_pretrained(out / "encoder", safe_serialization=True)
     tokenizer.save_pretrained(out / "tokenizer")
     head_state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if not k.startswith("encoder.")}
@@ -54,7 +61,39 @@ def save_checkpoint(
         _write_json(out / "train_config.json", train_config)
     if metrics is not None:
         _write_json(out / "metrics.json", metrics)
+    _write_json(out / CHECKSUMS, {"sha256": {rel: _sha256(out / rel) for rel in _weight_files(out)}})
     return out
+
+
+def _weight_files(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
+                  if p.suffix in WEIGHT_SUFFIXES and p.is_file())
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(HASH_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_checksums(root: Path) -> None:
+    """Raise CheckpointError naming the first weights file whose SHA-256 differs from the one saved with it."""
+    if not (root / CHECKSUMS).exists():
+        return  # saved before checksums existed
+    sums = _read_json(root / CHECKSUMS).get("sha256")
+    if not isinstance(sums, dict) or not all(isinstance(v, str) for v in sums.values()):
+        raise CheckpointError(f"checkpoint {root}: {CHECKSUMS} has no sha256 table")
+    for rel, expected in sorted(sums.items()):
+        path = root / rel
+        if not path.resolve().is_relative_to(root.resolve()):
+            raise CheckpointError(f"checkpoint {root}: {CHECKSUMS} names a file outside it ({rel!r})")
+        if not path.is_file():
+            raise CheckpointError(f"checkpoint {root} is corrupted: weights file {rel} is missing")
+        if _sha256(path) != expected:
+            raise CheckpointError(f"checkpoint {root} is corrupted: weights file {rel} does not match its "
+                                  "SHA-256 checksum (damaged or changed after saving)")
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -65,9 +104,12 @@ def _write_json(path: Path, data: dict) -> None:
 
 def _read_json(path: Path) -> dict:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"checkpoint file {path.name} is unreadable: {exc}") from None
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise CheckpointError(f"checkpoint file {path.name} is unreadable: {type(exc).__name__}: {exc}") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"checkpoint file {path.name} is not a JSON object")
+    return data
 
 
 def check_checkpoint(path: str | Path) -> Path:
@@ -84,6 +126,7 @@ def check_checkpoint(path: str | Path) -> Path:
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
     """-> (model in eval mode, tokenizer, task_file, meta dict with train_config/metrics)."""
     root = check_checkpoint(path)
+    verify_checksums(root)
     try:
         task_file = parse_task_file(_read_json(root / "tasks.json"))
         config = ModelConfig(**_read_json(root / "model_config.json"))
@@ -95,12 +138,18 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
         heads = load_file(str(root / "heads.safetensors"))
     except Exception as exc:  # safetensors/transformers raise many types for truncated files
         raise CheckpointError(f"checkpoint {root} is corrupted: {type(exc).__name__}: {exc}") from None
-    model = _assemble(encoder, task_file, config, heads, root)
-    meta = {
-        "train_config": _read_json(root / "train_config.json") if (root / "train_config.json").exists() else {},
-        "metrics": _read_json(root / "metrics.json") if (root / "metrics.json").exists() else {},
-        "encoder_name": _encoder_name(root),
-    }
+    try:
+        model = _assemble(encoder, task_file, config, heads, root)
+        meta = {
+            "train_config": _read_json(root / "train_config.json") if (root / "train_config.json").exists() else {},
+            "metrics": _read_json(root / "metrics.json") if (root / "metrics.json").exists() else {},
+            "encoder_name": _encoder_name(root),
+        }
+    except CheckpointError:
+        raise
+    except Exception as exc:  # e.g. torch's RuntimeError for a tensor of the wrong shape: still a bad checkpoint
+        raise CheckpointError(f"checkpoint {root}: the weights do not fit the model: "
+                              f"{type(exc).__name__}: {str(exc)[:300]}") from None
     return model.to(device).eval(), tokenizer, task_file, meta
 
 

@@ -16,10 +16,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mtl_core.store.db import retry_locked
-from mtl_core.store.models import ROLES, User
+from mtl_core.store.limits import max_length
+from mtl_core.store.models import ROLES, AnnotationEvent, User
 
 ENV_TEAM_MODE = "MTL_STUDIO_TEAM_MODE"
-MAX_USERNAME = 128  # the column's width, and the annotation log's annotator width
+# A user's name must fit the account column and the annotation log's annotator column.
+MAX_USERNAME = min(max_length(User.username), max_length(AnnotationEvent.annotator))
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024  # hashing a megabyte-long "password" is a cheap way to burn the server's CPU
 
@@ -28,6 +30,8 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "annotate": ("annotator", "reviewer", "admin"),
     "adjudicate": ("reviewer", "admin"),
     "import_annotations": ("reviewer", "admin"),
+    "score_pool": ("reviewer", "admin"),  # start or cancel a scoring job: up to 100,000 texts of worker time
+    "send_broken": ("reviewer", "admin"),  # queue a round's broken examples: reshapes everyone's queue
     "train": ("admin",),
     "promote": ("admin",),
     "discard": ("admin",),
@@ -150,7 +154,8 @@ def create_user(session: Session, username: str, password: str, role: str = "ann
 def authenticate(session: Session, username: str, password: str) -> User | None:
     """The user when the password matches, else None (same answer and similar time for unknown users).
 
-    A hash made with older argon2 parameters is replaced on a successful sign-in.
+    A hash made with older argon2 parameters is replaced on a successful sign-in. Not throttled: sign-in
+    forms go through `mtl_core.ops.signin.sign_in`, which adds the per-account and per-client backoff.
     """
     try:
         name = normalize_username(username)

@@ -10,6 +10,7 @@ Archive layout:
 
 Restore checks the whole archive (readable zip, safe relative paths, no links, every checksum) while it
 extracts into a scratch dir beside the target, then moves it into place: a bad archive leaves nothing behind.
+It holds the workspace lock alone while it works, so it refuses while the app or a worker uses the workspace.
 """
 
 from __future__ import annotations
@@ -22,19 +23,30 @@ import sqlite3
 import tempfile
 import time
 import zipfile
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from mtl_core import __version__
+from mtl_core.model.checkpoint import CheckpointError
 from mtl_core.model.registry import Registry
-from mtl_core.ops.backup_archive import CHUNK, FORMAT, FORMAT_VERSION, MANIFEST, BackupError, extract_verified
+from mtl_core.ops.backup_archive import (
+    CHUNK,
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST,
+    BackupError,
+    extract_verified,
+    parse_json,
+)
 from mtl_core.store import database_url, export_annotations_jsonl, init_db, make_engine, session_factory
 from mtl_core.store.db import ENV_URL
 from mtl_core.store.exchange import import_annotations_jsonl
-from mtl_core.workspace import workspace_dir
+from mtl_core.workspace import LOCK_FILE, WorkspaceBusy, workspace_dir, workspace_exclusive
 
 DB_ENTRY = "store/mtl_studio.db"
 ANNOTATIONS_ENTRY = "store/annotations.jsonl"
@@ -160,36 +172,52 @@ def restore_backup(archive: str | Path, home: str | Path | None = None, force: b
     """Restore `archive` into the workspace `home`, which must be empty or absent unless `force`
     (then the current workspace is kept beside it as `<name>.before-restore-<time>`)."""
     target = workspace_path(home)
-    if _has_content(target) and not force:
-        raise BackupError(f"{target} is not empty: restore into a new or empty workspace (--home DIR), "
-                          "or pass --force to keep the current one aside and restore in its place")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staged = Path(tempfile.mkdtemp(prefix=f".{target.name}.restoring-", dir=target.parent))
-    try:
-        manifest = extract_verified(Path(archive), staged)
-        report = RestoreReport(target, len(manifest["files"]), manifest["database"], manifest["models"])
-        _install_store(staged, report)
-        _check_registry(staged, report)
-        report.moved_aside = _move_into_place(staged, target)
-    except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise
+    with _alone_in(target):
+        if _has_content(target) and not force:
+            raise BackupError(f"{target} is not empty: restore into a new or empty workspace (--home DIR), "
+                              "or pass --force to keep the current one aside and restore in its place")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staged = Path(tempfile.mkdtemp(prefix=f".{target.name}.restoring-", dir=target.parent))
+        try:
+            manifest = extract_verified(Path(archive), staged)
+            report = RestoreReport(target, len(manifest["files"]), manifest["database"], manifest["models"])
+            _install_store(staged, report)
+            _check_registry(staged, report)
+            report.moved_aside = _move_into_place(staged, target)
+        except BaseException:
+            shutil.rmtree(staged, ignore_errors=True)
+            raise
     return report
 
 
+def _alone_in(target: Path) -> ExitStack:
+    """The workspace lock of an existing `target`, held exclusively (the app and workers hold it shared)."""
+    stack = ExitStack()
+    if target.is_dir():
+        try:
+            stack.enter_context(workspace_exclusive(target))
+        except WorkspaceBusy as exc:
+            raise BackupError(f"{exc}. Nothing was restored.") from None
+    return stack
+
+
 def _has_content(path: Path) -> bool:
-    return path.exists() and (not path.is_dir() or any(path.iterdir()))
+    return path.exists() and (not path.is_dir() or any(p.name != LOCK_FILE for p in path.iterdir()))
 
 
 def _install_store(staged: Path, report: RestoreReport) -> None:
     store = staged / "store"
     if (store / DB_FILE).exists():
         (store / DB_FILE).replace(staged / DB_FILE)
-        with sqlite3.connect(str(staged / DB_FILE)) as conn:
-            check = conn.execute("PRAGMA integrity_check").fetchone()[0]
+        try:
+            with sqlite3.connect(str(staged / DB_FILE)) as conn:
+                check = conn.execute("PRAGMA integrity_check").fetchone()[0]
+            if check == "ok":
+                init_db(f"sqlite:///{staged / DB_FILE}").dispose()  # upgrades an older schema, proves it opens
+        except (sqlite3.DatabaseError, SQLAlchemyError) as exc:
+            check = f"{type(exc).__name__}: {exc}"
         if check != "ok":
-            raise BackupError(f"the database in the backup failed its integrity check: {check}")
-        init_db(f"sqlite:///{staged / DB_FILE}").dispose()  # upgrades an older schema, proves it opens
+            raise BackupError(f"the database in the backup failed its integrity check: {check}. Nothing was restored.")
         if os.environ.get(ENV_URL, "").strip():
             report.warnings.append(f"{ENV_URL} is set, so the app uses that database, not the restored SQLite "
                                    f"file {DB_FILE}: unset it to use the restored one.")
@@ -204,10 +232,16 @@ def _install_store(staged: Path, report: RestoreReport) -> None:
 
 
 def _check_registry(staged: Path, report: RestoreReport) -> None:
+    for path in sorted((staged / "models").glob("*.json")):  # each at most JSON_CAP: parsing it is bounded
+        parse_json(path.read_bytes(), f"models/{path.name} in the backup")
     if not (staged / "models" / "registry.json").exists():
         return
     registry = Registry(staged)
-    missing = [v.id for v in registry.versions() if not registry.path_of(v.id).is_dir()]
+    try:
+        missing = [v.id for v in registry.versions() if not registry.path_of(v.id).is_dir()]
+    except (CheckpointError, TypeError, KeyError, AttributeError) as exc:
+        raise BackupError(f"models/registry.json in the backup is not a model registry ({exc}). "
+                          "Nothing was restored.") from None
     if missing:
         report.warnings.append(f"the backup holds no files for model version(s) {', '.join(missing)} "
                                "(made with --no-models?): copy those dirs into models/ or train again.")
@@ -220,6 +254,7 @@ def _move_into_place(staged: Path, target: Path) -> Path | None:
             aside = target.with_name(f"{target.name}.before-restore-{time.strftime('%Y%m%d-%H%M%S')}")
             os.rename(target, aside)
         else:
+            (target / LOCK_FILE).unlink(missing_ok=True)  # a process waiting on it notices and locks the new one
             target.rmdir()
     try:
         os.rename(staged, target)

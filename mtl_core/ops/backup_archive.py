@@ -1,7 +1,9 @@
 """Reading a backup zip defensively: readable archive, known format, safe paths, no links, every checksum.
 
 Used by `mtl_core.ops.backup.restore_backup`; everything is extracted into a scratch dir the caller throws away
-on any error.
+on any error. Memory stays bounded whatever the archive claims: the manifest and every JSON file may hold at most
+JSON_CAP bytes (checked on the declared size, then on what is read), deep nesting is refused, and the payload is
+streamed to disk, never past the size the manifest gives each file.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 CHUNK = 1 << 20
 DATABASE_KINDS = ("sqlite", "annotations", "none")
+JSON_CAP = 16 << 20  # manifest.json and the registry's JSON files are kilobytes; more is a zip bomb
 
 
 class BackupError(ValueError):
@@ -45,11 +48,16 @@ def extract_verified(archive: Path, dest: Path) -> dict:
 
 def read_manifest(zf: zipfile.ZipFile, archive: Path) -> dict:
     try:
-        manifest = json.loads(zf.read(MANIFEST))
+        info = zf.getinfo(MANIFEST)
     except KeyError:
         raise BackupError(f"{archive} has no {MANIFEST}: it is not an MTL Studio backup") from None
-    except ValueError as exc:
-        raise BackupError(f"{archive}: {MANIFEST} is not valid JSON ({exc})") from None
+    if info.file_size > JSON_CAP:
+        raise _too_big(archive, MANIFEST, info.file_size)
+    with zf.open(info) as src:
+        raw = src.read(JSON_CAP + 1)  # the declared size can lie
+    if len(raw) > JSON_CAP:
+        raise _too_big(archive, MANIFEST, len(raw))
+    manifest = parse_json(raw, f"{archive}: {MANIFEST}")
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BackupError(f"{archive} is not an MTL Studio backup ({MANIFEST} has no format {FORMAT!r})")
     if not isinstance(manifest.get("format_version"), int) or manifest["format_version"] > FORMAT_VERSION:
@@ -58,15 +66,33 @@ def read_manifest(zf: zipfile.ZipFile, archive: Path) -> dict:
     files = manifest.get("files")
     if not isinstance(files, list) or not all(_is_file_spec(f) for f in files):
         raise BackupError(f"{archive}: {MANIFEST} has no valid file list")
+    for spec in files:  # restore parses these whole: bound them like the manifest
+        if spec["path"].endswith(".json") and spec["size"] > JSON_CAP:
+            raise _too_big(archive, spec["path"], spec["size"])
     if manifest.get("database") not in DATABASE_KINDS:
         raise BackupError(f"{archive}: {MANIFEST} names an unknown database kind {manifest.get('database')!r}")
     manifest["models"] = bool(manifest.get("models"))
     return manifest
 
 
+def parse_json(raw: bytes, what: str):
+    """json.loads with a BackupError for bad or too deeply nested JSON (which would raise RecursionError)."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise BackupError(f"refusing the backup: {what} is nested too deeply to be ours. Nothing was restored.") from None
+    except ValueError as exc:
+        raise BackupError(f"{what} is not valid JSON ({exc}). Nothing was restored.") from None
+
+
+def _too_big(archive: Path, name: str, size: int) -> BackupError:
+    return BackupError(f"refusing the backup {archive}: {name} is {size / (1 << 20):,.1f} MiB, over the "
+                       f"{JSON_CAP >> 20} MiB such a file may have (a zip bomb?). Nothing was restored.")
+
+
 def _is_file_spec(spec) -> bool:
     return (isinstance(spec, dict) and isinstance(spec.get("path"), str) and isinstance(spec.get("size"), int)
-            and isinstance(spec.get("sha256"), str))
+            and spec["size"] >= 0 and isinstance(spec.get("sha256"), str))
 
 
 def unsafe_reason(info: zipfile.ZipInfo) -> str | None:
@@ -102,6 +128,9 @@ def _entries_matching(zf: zipfile.ZipFile, manifest: dict) -> dict[str, zipfile.
     if missing or extra:
         detail = f"missing {sorted(missing)[:3]}" if missing else f"unlisted {sorted(extra)[:3]}"
         raise BackupError(f"refusing the backup: its files do not match the manifest ({detail})")
+    for spec in manifest["files"]:
+        if entries[spec["path"]].file_size != spec["size"]:
+            raise BackupError(f"refusing the backup: {spec['path']} is not the size its manifest says")
     return entries
 
 

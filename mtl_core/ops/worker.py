@@ -34,14 +34,16 @@ from mtl_core.store import (
     update_job_progress,
 )
 from mtl_core.store.db import Sessions, open_store
-from mtl_core.workspace import workspace_dir
+from mtl_core.workspace import workspace_dir, workspace_in_use
 
 HEARTBEAT_S = 5.0
 STALE_AFTER_S = 60.0  # no heartbeat for this long (or a dead pid) -> failed
 HANDLERS: dict[str, Callable[[JobRun], dict]] = {}
 BUILTIN_HANDLERS = {
-    "score_pool": "mtl_core.review.jobs:score_pool_job",
-    "train_round": "mtl_core.rounds.finetune:train_round_job",
+    "batch_predict": "mtl_core.serve.batch:batch_predict_job",
+    # params.nproc > 1: on several processes through torchrun (plain handlers otherwise): docs/SCALING.md
+    "score_pool": "mtl_core.ops.distributed_jobs:score_pool_job",
+    "train_round": "mtl_core.ops.distributed_jobs:train_round_job",
 }
 
 
@@ -134,6 +136,11 @@ def run_job(job_id: int, home: str | Path | None = None) -> str:
     """Run one job to its end in this process; returns the final status."""
     _import_handlers()
     home = workspace_dir(home)
+    with workspace_in_use(home):  # `restore` refuses while this is held: it must not swap the workspace under us
+        return _run(job_id, home)
+
+
+def _run(job_id: int, home: Path) -> str:
     _, sessions = open_store(home)
     with sessions() as s:
         job = start_job(s, job_id, pid=os.getpid())

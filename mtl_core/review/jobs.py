@@ -169,15 +169,10 @@ def queue_annotator_conflicts(session: Session, task_file: TaskFile) -> int:
 
 
 def load_version_predictor(home: str | Path | None, version: str | None):
-    """The active version's Predictor (with its fallback), or a named version's."""
-    from mtl_core.model.registry import Registry
-    from mtl_core.serve.predictor import Predictor, load_active_predictor
+    """The active version's Predictor (with its fallback), or a named version's (imported lazily: torch)."""
+    from mtl_core.serve.predictor import load_version_predictor as load
 
-    reg = Registry(home)
-    if version is None or version == reg.active:
-        return load_active_predictor(reg.home)
-    reg.get(version)  # KeyError naming the version when it does not exist
-    return Predictor.from_dir(reg.path_of(version), version=version)
+    return load(home, version)
 
 
 def score_pool_job(ctx: JobRun) -> dict:

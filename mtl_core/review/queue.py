@@ -206,6 +206,28 @@ def candidates_for(
     return out
 
 
+def confidence(answer: TaskPrediction) -> float | None:
+    """The model's confidence in a head's answer: the class probability, or the weakest span's score (None
+    for regression and for no spans: nothing to doubt)."""
+    if isinstance(answer, ClassPrediction):
+        return answer.score
+    if isinstance(answer, TokenPrediction) and answer.spans:
+        return min(s.score for s in answer.spans)
+    return None
+
+
+def worth_a_look(pred: Prediction, candidates: Sequence[Candidate], unsure_below: float) -> list[Candidate]:
+    """The candidates that deserve a human look: an "uncertain" one only when the model's confidence is
+    below `unsure_below` (a confident answer is no doubt, whatever its small uncertainty score); every
+    other reason (a broken rule, a disagreement) always."""
+    out = []
+    for c in candidates:
+        sure = confidence(pred.tasks[c.task]) if c.reason == "uncertain" and c.task in pred.tasks else None
+        if sure is None or sure < unsure_below:
+            out.append(c)
+    return out
+
+
 def _at(seq: Sequence[Any] | Mapping[int, Any] | None, i: int) -> Any:
     if seq is None:
         return None

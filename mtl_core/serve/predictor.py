@@ -86,6 +86,24 @@ class Predictor:
         self.last_latency_ms = (time.perf_counter() - started) * 1000
         return results  # type: ignore[return-value]
 
+    @torch.inference_mode()
+    def embed(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """(N, H) unit-length sentence vectors from the shared encoder, pooled as the sentence heads pool it:
+        cosine similarity is a dot product (near-duplicates for bulk labelling)."""
+        from mtl_core.model.modeling import pool
+
+        _check_texts(texts)
+        self.model.set_attention(eager=False)
+        out = []
+        for start in range(0, len(texts), batch_size):
+            batch = self.encode(texts[start:start + batch_size])
+            ids, mask = batch.input_ids.to(self.device), batch.attention_mask.to(self.device)
+            with _autocast(self.device):
+                states = self.model.encoder(input_ids=ids, attention_mask=mask, return_dict=True).last_hidden_state
+            vectors = pool(states.float(), mask, self.model.config.pooling)
+            out.append(torch.nn.functional.normalize(vectors, dim=-1).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
+
     def _predict_batch(self, texts: list[str], with_attention: bool) -> list[Prediction]:
         batch = self.encode(texts)
         out = self.logits(batch, with_attention)
@@ -157,3 +175,14 @@ def load_active_predictor(home: str | Path | None = None, device: str | None = N
             pred.meta["fallback_errors"] = errors
         return pred
     raise NoModelError("no model version could be loaded: " + "; ".join(errors))
+
+
+def load_version_predictor(home: str | Path | None, version: str | None) -> Predictor:
+    """The active version's Predictor (with its fallback) when `version` is None or active, else that version's."""
+    from mtl_core.model.registry import Registry
+
+    reg = Registry(home)
+    if version is None or version == reg.active:
+        return load_active_predictor(reg.home)
+    reg.get(version)  # KeyError naming the version when it does not exist
+    return Predictor.from_dir(reg.path_of(version), version=version)

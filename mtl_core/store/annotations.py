@@ -14,7 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mtl_core.store.db import retry_locked
-from mtl_core.store.models import AnnotationEvent, TextRow, utcnow
+from mtl_core.store.limits import StoreValueError, check_string
+from mtl_core.store.models import EVENT_REASONS, AnnotationEvent, TextRow, utcnow
 
 LABEL_KINDS = ("label", "accept")  # events that carry a label
 DONE_KINDS = ("label", "accept", "skip")  # events that take an item off an annotator's queue
@@ -56,7 +57,15 @@ def event_key(
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
-def _new_event(
+def check_event_fields(task: str, annotator: str, reason: str | None) -> None:
+    """The same refusals on SQLite and PostgreSQL (`store.limits`): widths from the model, no NUL."""
+    check_string("task", task, AnnotationEvent.task, nonempty=True)
+    check_string("annotator", annotator, AnnotationEvent.annotator, nonempty=True)
+    if reason is not None and reason not in EVENT_REASONS:
+        raise StoreValueError("reason", f"must be one of {', '.join(EVENT_REASONS)} or None, not {reason!r:.80}")
+
+
+def new_event(
     session: Session,
     text_id: int,
     task: str,
@@ -65,20 +74,26 @@ def _new_event(
     annotator: str,
     reason: str | None,
     undoes: AnnotationEvent | None = None,
+    *,
+    key: str | None = None,
+    bulk_id: str | None = None,
 ) -> AnnotationEvent:
+    """One new event; `key` overrides the content-hash event key (an idempotency key, `store.actions`)."""
+    check_event_fields(task, annotator, reason)
     text_hash = session.scalar(select(TextRow.content_hash).where(TextRow.id == text_id))
     if text_hash is None:
         raise ValueError(f"unknown text id {text_id}")
     now = utcnow()
     undoes_key = undoes.event_key if undoes is not None else None
     event = AnnotationEvent(
-        event_key=event_key(text_hash, task, kind, value, annotator, now, undoes_key),
+        event_key=key or event_key(text_hash, task, kind, value, annotator, now, undoes_key),
         text_id=text_id,
         task=task,
         kind=kind,
         value=value,
         annotator=annotator,
         reason=reason,
+        bulk_id=bulk_id,
         undoes_event_id=undoes.id if undoes is not None else None,
         created_at=now,
     )
@@ -101,20 +116,22 @@ def add_annotation(
     """Append a label/accept/skip event. `value`: class label, float, or [{start, end, label}]."""
     if kind not in DONE_KINDS:
         raise ValueError(f"kind must be one of {DONE_KINDS} (use undo_last to undo), got {kind!r}")
-    return _new_event(session, text_id, task, kind, value, annotator, reason)
+    return new_event(session, text_id, task, kind, value, annotator, reason)
 
 
-def _undone_ids() -> Any:
+def undone_ids() -> Any:
     return select(AnnotationEvent.undoes_event_id).where(AnnotationEvent.undoes_event_id.is_not(None))
 
 
 @retry_locked
 def undo_last(session: Session, annotator: str, task: str | None = None) -> AnnotationEvent | None:
     """Cancel the annotator's latest still-effective event with a new 'undo' event; None if nothing is left."""
+    check_string("annotator", annotator, AnnotationEvent.annotator, nonempty=True)
+    check_string("task", task, AnnotationEvent.task, optional=True)
     query = select(AnnotationEvent).where(
         AnnotationEvent.annotator == annotator,
         AnnotationEvent.kind != "undo",
-        AnnotationEvent.id.not_in(_undone_ids()),
+        AnnotationEvent.id.not_in(undone_ids()),
     )
     if task is not None:
         query = query.where(AnnotationEvent.task == task)
@@ -123,7 +140,7 @@ def undo_last(session: Session, annotator: str, task: str | None = None) -> Anno
     )
     if target is None:
         return None
-    return _new_event(
+    return new_event(
         session, target.text_id, target.task, "undo", None, annotator, target.reason, undoes=target
     )
 

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -118,9 +118,9 @@ def init_db(url: str) -> Engine:
     return engine
 
 
-def dialect_insert(session: Session, model: Any) -> Any:
+def dialect_insert(session: Session | Connection, model: Any) -> Any:
     """INSERT with `on_conflict_do_*` for the two supported back ends (SQLite, PostgreSQL)."""
-    name = session.get_bind().dialect.name
+    name = (session.dialect if isinstance(session, Connection) else session.get_bind().dialect).name
     if name == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
     elif name == "postgresql":

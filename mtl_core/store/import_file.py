@@ -11,11 +11,19 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from mtl_core.data.uploads import MAX_UPLOAD_BYTES, UTF16_BOMS, upload_problem
+from mtl_core.data.uploads import (
+    MAX_UPLOAD_BYTES,
+    UTF16_BOMS,
+    JsonTooDeep,
+    loads_json,
+    too_deep_message,
+    upload_problem,
+)
 from mtl_core.store.models import EVENT_KINDS
 
 REQUIRED_FIELDS = ("text", "task", "kind", "annotator", "created_at")
-STRING_FIELDS = ("text", "task", "kind", "annotator", "created_at", "source", "reason", "event_key", "undoes_key")
+STRING_FIELDS = ("text", "task", "kind", "annotator", "created_at", "source", "reason", "event_key", "undoes_key",
+                 "bulk_id")
 SHOWN_ERRORS = 5
 
 
@@ -77,7 +85,9 @@ def _decode_strict(data: bytes) -> str:
 def parse_record(line: str) -> tuple[dict[str, Any], str | None]:
     """(record, None) or ({}, why the line cannot be imported)."""
     try:
-        record = json.loads(line)
+        record = loads_json(line)
+    except JsonTooDeep:
+        return {}, too_deep_message()
     except json.JSONDecodeError as exc:
         return {}, f"not valid JSON ({exc.msg} at column {exc.colno})"
     if not isinstance(record, dict):

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mtl_core.store.db import retry_locked
+from mtl_core.store.limits import check_string, free_text
 from mtl_core.store.models import JOB_STATUSES, Job, JobMetric, utcnow
 
 MAX_LOG_CHARS = 200_000  # a chatty run must not grow one row without bound; keep the tail
@@ -30,7 +31,7 @@ def create_job(
 ) -> Job:
     """A new job in status 'queued'."""
     job = Job(
-        kind=kind,
+        kind=check_string("kind", kind, Job.kind, nonempty=True),
         status="queued",
         progress=0.0,
         total=total,
@@ -64,7 +65,7 @@ def update_job_progress(
     if job.total:
         job.progress = min(1.0, max(0.0, step / job.total))
     if message is not None:
-        job.message = message
+        job.message = free_text("message", message)
     job.heartbeat_at = utcnow()
     return job
 
@@ -72,7 +73,7 @@ def update_job_progress(
 @retry_locked
 def append_job_log(session: Session, job_id: int, line: str) -> None:
     job = _job(session, job_id)
-    log = (job.log or "") + line.rstrip("\n") + "\n"
+    log = (job.log or "") + free_text("line", line).rstrip("\n") + "\n"
     job.log = log[-MAX_LOG_CHARS:]
     job.heartbeat_at = utcnow()
 
@@ -82,6 +83,8 @@ def add_job_metric(
     session: Session, job_id: int, step: int, name: str, value: float, task: str | None = None
 ) -> None:
     """One point of a live curve, e.g. (step 120, task 'sentiment', 'val_loss', 0.41)."""
+    check_string("name", name, JobMetric.name)
+    check_string("task", task, JobMetric.task, optional=True)
     session.add(JobMetric(job_id=job_id, step=step, task=task, name=name, value=float(value)))
 
 
@@ -108,7 +111,7 @@ def finish_job(
     if result is not None:
         job.result = result
     if message is not None:
-        job.message = message
+        job.message = free_text("message", message)
     return job
 
 

@@ -26,6 +26,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 EVENT_KINDS = ("label", "accept", "skip", "undo")
 QUEUE_REASONS = ("uncertain", "contradiction", "model_vs_label", "version_vs_version", "annotator_conflict")
+ADJUDICATION = "adjudication"  # a reviewer's final label on a conflict
+EVENT_REASONS = (*QUEUE_REASONS, ADJUDICATION)  # why an annotation event was made, when it says
 JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
 ROLES = ("annotator", "reviewer", "admin")
 
@@ -100,7 +102,11 @@ class AnnotationEvent(Base):
     kind: Mapped[str] = mapped_column(String(16))
     value: Mapped[Any] = mapped_column(JSON, nullable=True)  # label, float, or [{start, end, label}]
     annotator: Mapped[str] = mapped_column(String(128))
+    # Team mode records the importing user as `annotator`; the name in the imported file is kept here.
+    source_annotator: Mapped[str | None] = mapped_column(String(128))
     reason: Mapped[str | None] = mapped_column(String(32))  # why the item was queued, if it was
+    # One bulk action (a cluster of near-duplicates labelled at once) and its undo share this id.
+    bulk_id: Mapped[str | None] = mapped_column(String(36), index=True)
     undoes_event_id: Mapped[int | None] = mapped_column(ForeignKey("annotation_events.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
@@ -188,3 +194,22 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16), default="annotator")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+THROTTLE_SCOPES = ("account", "client")
+
+
+class SignInThrottle(Base):
+    """Consecutive failed sign-ins of one account name or one client, and until when they are refused.
+
+    `key` is a SHA-256 of scope and name, so junk names typed at the form cost a fixed-size row.
+    """
+
+    __tablename__ = "signin_throttle"
+    __table_args__ = (CheckConstraint(_in("scope", THROTTLE_SCOPES), name="scope"),)
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime)

@@ -10,8 +10,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from mtl_core.store.annotations import DONE_KINDS
+from mtl_core.store.annotations import DONE_KINDS, LABEL_KINDS
 from mtl_core.store.db import dialect_insert, execute_many, refresh_planner_stats, retry_locked
+from mtl_core.store.limits import check_string, free_text
 from mtl_core.store.models import QUEUE_REASONS, AnnotationEvent, QueueItem, TextRow, utcnow
 
 
@@ -46,16 +47,17 @@ def _row(item: Any, text_ids: Sequence[int] | None, pool: str | None, model_vers
     reason = _get(item, "reason")
     if reason not in QUEUE_REASONS:
         raise ValueError(f"unknown queue reason {reason!r}; expected one of {QUEUE_REASONS}")
-    task = _get(item, "task")
-    version = _get(item, "model_version") or model_version
+    task = check_string("task", _get(item, "task"), QueueItem.task, optional=True)
+    version = check_string("model_version", _get(item, "model_version") or model_version, QueueItem.model_version,
+                           optional=True)
     return {
         "dedupe_key": f"{text_id}|{task or ''}|{reason}|{version or ''}",
         "text_id": text_id,
         "task": task,
         "reason": reason,
-        "detail": _get(item, "detail", "") or "",
+        "detail": free_text("detail", _get(item, "detail", "") or ""),
         "score": float(_get(item, "score")),
-        "pool": _get(item, "pool") or pool,
+        "pool": check_string("pool", _get(item, "pool") or pool, QueueItem.pool, optional=True),
         "model_version": version,
         "created_at": utcnow(),
     }
@@ -96,13 +98,13 @@ def upsert_queue_items(
     return len(rows)
 
 
-def _done(annotator: str | None) -> ColumnElement[bool]:
-    """Done = someone (or `annotator`) labelled, accepted or skipped it, and did not undo that."""
+def _done(annotator: str | None, kinds: tuple[str, ...] = DONE_KINDS) -> ColumnElement[bool]:
+    """Done = someone (or `annotator`) labelled, accepted or skipped it (`kinds`), and did not undo that."""
     event, undo = aliased(AnnotationEvent), aliased(AnnotationEvent)
     conditions = [
         event.text_id == QueueItem.text_id,
         or_(QueueItem.task.is_(None), event.task == QueueItem.task),
-        event.kind.in_(DONE_KINDS),
+        event.kind.in_(kinds),
         ~exists().where(undo.undoes_event_id == event.id),
         # The labels that make a conflict cannot resolve it: only a later event does.
         or_(QueueItem.reason != "annotator_conflict", event.created_at >= QueueItem.created_at),
@@ -154,14 +156,20 @@ def top_queue(
 def queue_progress(
     session: Session, task: str | None = None, *, pool: str | None = None, annotator: str | None = None
 ) -> dict[str, Any]:
-    """Counts for a progress bar: total, done, remaining, and the same per reason."""
+    """Counts for a progress bar: total, done (labelled, accepted or skipped), remaining, and the same per
+    reason; `labelled` (per reason too) leaves the skipped ones out: a skip takes an item off the queue, but
+    it is not done."""
     counts = (
         select(QueueItem.reason, func.count()).where(*_filters(task, None, pool)).group_by(QueueItem.reason)
     )
     totals = dict(session.execute(counts).all())
     # EXISTS in WHERE (not in a CASE) lets PostgreSQL hash-join instead of probing per row.
     done = dict(session.execute(counts.where(_done(annotator))).all())
-    by_reason = {reason: {"total": int(n), "done": int(done.get(reason, 0))} for reason, n in totals.items()}
+    labelled = dict(session.execute(counts.where(_done(annotator, LABEL_KINDS))).all())
+    by_reason = {reason: {"total": int(n), "done": int(done.get(reason, 0)), "labelled": int(labelled.get(reason, 0))}
+                 for reason, n in totals.items()}
     total = sum(r["total"] for r in by_reason.values())
     n_done = sum(r["done"] for r in by_reason.values())
-    return {"total": total, "done": n_done, "remaining": total - n_done, "by_reason": by_reason}
+    n_labelled = sum(r["labelled"] for r in by_reason.values())
+    return {"total": total, "done": n_done, "labelled": n_labelled, "remaining": total - n_done,
+            "by_reason": by_reason}

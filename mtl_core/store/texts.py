@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mtl_core.store.db import chunks, dialect_insert, execute_many, refresh_planner_stats, retry_locked
+from mtl_core.store.limits import check_string, free_text
 from mtl_core.store.models import DatasetLabel, PredictionRow, TextRow, utcnow
 from mtl_core.types import (
     ClassPrediction,
@@ -37,7 +38,13 @@ def add_texts(
 def insert_texts(
     session: Session, texts: Sequence[str], source: str = "predict", dataset_split: str | None = None
 ) -> list[int]:
-    """`add_texts` without the commit, for use inside a larger unit of work."""
+    """`add_texts` without the commit, for use inside a larger unit of work.
+
+    A NUL character in a text becomes U+FFFD (`store.limits`); a bad source or split is refused.
+    """
+    check_string("source", source, TextRow.source)
+    check_string("dataset_split", dataset_split, TextRow.dataset_split, optional=True)
+    texts = [free_text(f"texts[{i}]", t) for i, t in enumerate(texts)]
     hashes = [content_hash(t) for t in texts]
     unique = dict(zip(hashes, texts, strict=True))
     now = utcnow()
@@ -110,6 +117,9 @@ def record_predictions(
     """Store every head's answer; re-scoring with the same version replaces the old rows. Returns rows written."""
     if len(text_ids) != len(predictions):
         raise ValueError(f"{len(text_ids)} text ids but {len(predictions)} predictions")
+    check_string("model_version", model_version, PredictionRow.model_version)
+    for task in {task for pred in predictions for task in pred.tasks}:
+        check_string("task", task, PredictionRow.task)
     now = utcnow()
     rows: dict[tuple[int, str], dict[str, Any]] = {}
     for text_id, pred in zip(text_ids, predictions, strict=True):
@@ -157,6 +167,7 @@ def load_predictions(
 @retry_locked
 def set_dataset_labels(session: Session, text_ids: Sequence[int], task: str, values: Sequence[Any]) -> int:
     """Attach gold labels from a data set (upsert); returns how many were written."""
+    check_string("task", task, DatasetLabel.task)
     rows = {tid: {"text_id": tid, "task": task, "value": v} for tid, v in zip(text_ids, values, strict=True)}
     stmt = dialect_insert(session, DatasetLabel)
     stmt = stmt.on_conflict_do_update(index_elements=["text_id", "task"], set_={"value": stmt.excluded.value})

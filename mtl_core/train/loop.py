@@ -20,6 +20,7 @@ from mtl_core.model.runner import ModelRunner
 from mtl_core.progress import Cancelled, PrintReporter, Reporter
 from mtl_core.tasks import TaskFile
 from mtl_core.train.distill import attach_teacher_targets, soft_loss, soft_targets
+from mtl_core.train.distributed import for_training, is_main
 from mtl_core.train.weighting import SAMPLINGS, WEIGHTINGS, LossWeighting, TaskSampler
 
 
@@ -162,6 +163,8 @@ def train(model: MultiTaskModel, tokenizer: PreTrainedTokenizerBase, task_file: 
     stream = _BatchStream(feats, cfg, rng)
     weighting = LossWeighting(cfg.loss_weighting, specs, cfg.dwa_temperature).to(device)
     _freeze(model, cfg.freeze_embeddings, cfg.freeze_layers)
+    dist = for_training(device, cfg.seed)  # several processes (torchrun): train/distributed.py; else None
+    fwd, reporter = (dist.wrap(model), dist.reporter(reporter)) if dist else (model, reporter)
     opt = _optimizer(model, weighting, cfg)
     sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup_ratio * cfg.steps), cfg.steps)
     kinds = {t.name: t.kind for t in specs}
@@ -169,13 +172,14 @@ def train(model: MultiTaskModel, tokenizer: PreTrainedTokenizerBase, task_file: 
     best = {"score": -float("inf"), "step": 0, "state": None, "dev": {}}
     history, since_best, stopped = [], 0, "completed"
     window = defaultdict(list)
-    bar = tqdm(total=cfg.steps, desc="train", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=cfg.steps, desc="train", disable=not (progress and is_main()), dynamic_ncols=True)
     try:
         for step in range(1, cfg.steps + 1):
             ts = time.perf_counter()
             groups = _draw(sampler, stream, cfg)
+            groups = dist.shard(groups) if dist else groups  # every rank: its stride of the same batch
             batches = {n: _collate(fs, kinds[n], pad_id, n_out[n]) for n, fs in groups.items()}
-            for n, loss in _step(model, weighting, opt, sched, batches, kinds, device, cfg.grad_clip).items():
+            for n, loss in _step(fwd, weighting, opt, sched, batches, kinds, device, cfg.grad_clip, dist).items():
                 window[n].append(loss)
             timings["train"] += time.perf_counter() - ts
             bar.update(1)
@@ -186,7 +190,7 @@ def train(model: MultiTaskModel, tokenizer: PreTrainedTokenizerBase, task_file: 
                 history.append(row)
                 bar.set_postfix(loss=f"{np.mean(list(row['loss'].values())):.3f}")
                 _report_train(reporter, row, cfg.steps)
-            if step % cfg.eval_every == 0 or step == cfg.steps:
+            if (step % cfg.eval_every == 0 or step == cfg.steps) and is_main():
                 te = time.perf_counter()
                 metrics = evaluate(runner, task_file, dev, "dev", [t.name for t in specs])
                 model.train()
@@ -201,7 +205,9 @@ def train(model: MultiTaskModel, tokenizer: PreTrainedTokenizerBase, task_file: 
                     since_best += 1
                     if cfg.patience is not None and since_best >= cfg.patience:
                         stopped = "early_stop"
-                        break
+            stopped = dist.agree(stopped) if dist else stopped  # rank 0's stop / cancel, for every rank
+            if stopped != "completed":
+                break
     except Cancelled:
         stopped = "cancelled"
     bar.close()
@@ -233,15 +239,16 @@ def _draw(sampler: TaskSampler, stream: _BatchStream, cfg: TrainConfig) -> dict[
     return {n: stream.next(n)[: max(1, cfg.batch_size * k // 4)] for n, k in slices.items()}
 
 
-def _step(model: MultiTaskModel, weighting, opt, sched, batches: dict, kinds: dict, device, clip) -> dict[str, float]:
-    """One optimizer step; with several tasks, the shared encoder runs once over the concatenated rows."""
+def _step(model, weighting, opt, sched, batches: dict, kinds: dict, device, clip, dist=None) -> dict[str, float]:
+    """One optimizer step; with several tasks, the shared encoder runs once over the concatenated rows.
+    `dist` (several processes): each loss is this rank's part of the global one; the values returned are global."""
     names = list(batches)
     width = max(b["input_ids"].shape[1] for b in batches.values())
     ids = torch.cat([nn.functional.pad(batches[n]["input_ids"], (0, width - batches[n]["input_ids"].shape[1])) for n in names])
     mask = torch.cat([nn.functional.pad(batches[n]["attention_mask"], (0, width - batches[n]["attention_mask"].shape[1])) for n in names])
     with _amp(device):
         logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), tasks=names).logits
-    total, raw_losses, row = 0.0, {}, 0
+    losses, row = {}, 0
     for n in names:
         labels = batches[n]["labels"].to(device)
         rows = slice(row, row + labels.shape[0])
@@ -250,19 +257,18 @@ def _step(model: MultiTaskModel, weighting, opt, sched, batches: dict, kinds: di
         if kinds[n] == "token_classification":
             out = out[:, : labels.shape[1]]
         soft = batches[n].get("soft")
-        if soft is not None:
-            raw = soft_loss(kinds[n], out, soft.to(device), labels)
-        else:
-            raw = _task_loss(kinds[n], out, labels)
-        total = total + weighting(n, raw)
-        raw_losses[n] = float(raw.detach())
+        losses[n] = soft_loss(kinds[n], out, soft.to(device), labels) if soft is not None else _task_loss(kinds[n], out, labels)
+    losses, observed = dist.combine(losses) if dist else (losses, {})
+    total = sum(weighting(n, raw, observed.get(n)) for n, raw in losses.items())
     opt.zero_grad(set_to_none=True)
     total.backward()
+    if dist is not None:
+        dist.sync_grads(weighting)  # parameters outside DDP: the learnt loss weights
     if clip:
         torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], clip)
     opt.step()
     sched.step()
-    return raw_losses
+    return observed or {n: float(raw.detach()) for n, raw in losses.items()}
 
 
 def _amp(device: torch.device):

@@ -18,6 +18,7 @@ from mtl_core.model.registry import Registry, VersionInfo
 from mtl_core.model.runner import ModelRunner
 from mtl_core.progress import Reporter
 from mtl_core.tasks import DEFAULT_TASK_FILE, load_task_file
+from mtl_core.train.distributed import is_main, main_first
 from mtl_core.train.loop import TrainConfig, TrainResult, set_seed, train
 from mtl_core.workspace import data_cache_dir
 
@@ -42,20 +43,26 @@ def train_new_version(
     activate: bool = True,
     reporter: Reporter | None = None,
     progress: bool = True,
-) -> tuple[VersionInfo, dict]:
-    """Train a model from the pretrained encoder and register it; returns (version, report)."""
+) -> tuple[VersionInfo | None, dict]:
+    """Train a model from the pretrained encoder and register it; returns (version, report).
+
+    Under torchrun every rank trains in step; rank 0 alone evaluates, saves and registers, and the other
+    ranks return (None, {"best_step", "stopped"}) right after training (docs/SCALING.md)."""
     t0 = time.perf_counter()
     model_config = model_config or ModelConfig()
     train_config = train_config or TrainConfig()
     if quick:
         train_config = replace(train_config, **QUICK)
-    task_file, prepared = prepare(task_file_path, home, seed=train_config.seed)
+    with main_first():  # rank 0 fills the data cache, the others then read it
+        task_file, prepared = prepare(task_file_path, home, seed=train_config.seed)
     t_data = time.perf_counter() - t0
     tokenizer = AutoTokenizer.from_pretrained(model_config.encoder or default_encoder_dir())
     set_seed(train_config.seed)  # head initialisation must be reproducible too
     model = build_model(task_file.tasks, model_config)
     t_load = time.perf_counter() - t0 - t_data
     result = train(model, tokenizer, task_file, prepared, train_config, reporter=reporter, progress=progress)
+    if not is_main():
+        return None, {"best_step": result.best_step, "stopped": result.stopped}
     t1 = time.perf_counter()
     device = pick_device(train_config.device)
     specs = {t.name: t for t in task_file.tasks}

@@ -49,7 +49,8 @@ class LossWeighting(nn.Module):
         self._hist: dict[str, list[float]] = {n: [] for n in self.names}
         self.dwa_weights = {n: 1.0 for n in self.names}
 
-    def forward(self, name: str, loss: torch.Tensor) -> torch.Tensor:
+    def forward(self, name: str, loss: torch.Tensor, observed: float | None = None) -> torch.Tensor:
+        """`observed`: the task's loss over all ranks (DWA tracks it; `loss` is then this rank's part)."""
         if self.how == "static":
             return self.static[name] * loss
         if self.how == "uncertainty":
@@ -58,7 +59,7 @@ class LossWeighting(nn.Module):
             scale = 0.5 if self.kind[name] == "regression" else 1.0
             return scale * torch.exp(-s) * loss + 0.5 * s
         if self.how == "dwa":
-            self._track(name, float(loss.detach()))
+            self._track(name, float(loss.detach()) if observed is None else observed)
             return self.dwa_weights[name] * loss
         return loss
 

@@ -57,11 +57,9 @@ def test_review_correction_in_chromium(flow, workspace, served_app):
     name.send_keys("alice", Keys.ENTER)
     shown = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, "div.mtl-review-text")))
     assert shown.text == TEXT  # the literal text, not markup
-    option = wait.until(ec.element_to_be_clickable(
-        (By.XPATH, "//div[contains(@class,'st-key-review_value_sentiment')]//label[contains(., 'negative')]")))
-    option.click()
-    time.sleep(1.0)  # let the radio's rerun finish before saving
-    wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, ".st-key-review_save button"))).click()
+    # one click: the class, saved, next item (the button's key ends with the drawn item's token)
+    wait.until(ec.element_to_be_clickable(
+        (By.XPATH, "//div[contains(@class,'st-key-review_class_')]//button[contains(., 'negative')]"))).click()
     deadline = time.time() + 30
     while time.time() < deadline and not _events(workspace, text_id):
         time.sleep(0.3)

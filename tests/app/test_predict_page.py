@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from html.parser import HTMLParser
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from app.components.html import esc, esc_text, ner_html, saliency_html
-from app.predict import batch
+from app.predict import batch, batch_service
 from app.shared import services
 from mtl_core.model.registry import Registry
+from mtl_core.ops import worker
+from mtl_core.serve.batch import task_kinds
 from mtl_core.serve.predictor import Predictor
+from mtl_core.store import create_job, start_job, update_job_progress
 from mtl_core.types import Span
 from tests.helpers import ROOT
 from tests.helpers.workspace import register_copy
@@ -250,6 +254,114 @@ def test_batch_upload_through_the_page(workspace):
     assert len(at.download_button) == 2
 
 
+def test_batch_csv_download_has_no_live_formula(workspace, monkeypatch):
+    """The bytes behind "Download CSV": a text and an NER span that start like formulas come out defused."""
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    from mtl_core.types import TokenPrediction
+    from tests.helpers.spreadsheet import live_cells
+
+    served: dict[str, bytes] = {}
+    store = MemoryMediaFileStorage.load_and_get_id
+
+    def keep(self, data, mimetype, kind, filename=None):
+        served[filename or ""] = data
+        return store(self, data, mimetype, kind, filename)
+
+    def evil_spans(self, texts, *args, **kwargs):
+        preds = original(self, texts, *args, **kwargs)
+        for p in preds:
+            p.tasks["ner"] = TokenPrediction(spans=[Span(0, 7, "MISC", "@SUM(1)", 0.9)], tags=[])
+        return preds
+
+    original = Predictor.predict
+    monkeypatch.setattr(Predictor, "predict", evil_spans)
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", keep)
+    at = _app()
+    upload = b'text\n"=HYPERLINK(""http://x"",""y"")"\n-1+1\n'
+    at.file_uploader(key="batch_file").set_value(("rows.csv", upload, "text/csv")).run()
+    at.button(key="batch_run").click().run()
+    assert not at.exception
+    data = served["predictions.csv"]
+    assert '=HYPERLINK(""http://x"",""y"")' in data.decode() and "@SUM(1)" in data.decode()  # kept, as text
+    assert live_cells(data) == []
+
+
+def test_batch_deeply_nested_upload_is_a_message_not_a_traceback(workspace):
+    at = _app()
+    data = b'{"text": "I loved it"}\n' + b"[" * 100_000 + b"\n"
+    at.file_uploader(key="batch_file").set_value(("rows.jsonl", data, "application/jsonl")).run()
+    assert not at.exception
+    shown = [e.value.replace("\\", "") for e in at.error]  # md_literal escapes punctuation
+    assert any("nested too deeply" in e and "line(s) 2" in e for e in shown)
+    at.file_uploader(key="batch_file").set_value(("all.json", b"[" * 100_000, "application/json")).run()
+    assert not at.exception and any("nested too deeply" in e.value for e in at.error)
+
+
+def test_batch_upload_is_parsed_once(workspace, monkeypatch):
+    calls: list[str] = []
+    original = batch.read_upload
+
+    def spy(name, *args, **kwargs):
+        calls.append(name)
+        return original(name, *args, **kwargs)
+
+    monkeypatch.setattr(batch, "read_upload", spy)
+    at = _app()
+    at.file_uploader(key="batch_file").set_value(("rows.csv", b"text\nI loved it\nWhere is Paris?\n", "text/csv")).run()
+    at.slider(key="unsure_threshold").set_value(0.3).run()  # unrelated widgets: reruns without a new parse
+    _predict(at, "Another text")
+    at.button(key="batch_run").click().run()
+    assert not at.exception and calls == ["rows.csv"]
+    at.file_uploader(key="batch_file").set_value(("other.csv", b"text\nnew\n", "text/csv")).run()
+    assert calls == ["rows.csv", "other.csv"]
+
+
+def test_batch_row_cap_says_how_many_rows_were_read(workspace, monkeypatch):
+    monkeypatch.setattr(batch, "MAX_PAGE_ROWS", 3)
+    at = _app()
+    rows = b"text\n" + b"".join(b"review %d\n" % i for i in range(5))
+    at.file_uploader(key="batch_file").set_value(("rows.csv", rows, "text/csv")).run()
+    [info] = [m.value for m in at.info if "first 3 rows" in m.value]
+    assert "at most 3 rows" in info and "in the background" in info
+    at.button(key="batch_run").click().run()
+    assert list(at.dataframe[-1].value["row"]) == [1, 2, 3]
+
+
+def test_batch_background_job_through_the_page(workspace, monkeypatch):
+    def run_here(kind, params, home=None, sessions=None):  # the worker process, inline
+        with sessions() as s:
+            job_id = create_job(s, kind, params).id
+        worker.run_job(job_id, home)
+        return job_id
+
+    monkeypatch.setattr(worker, "launch", run_here)
+    at = _app()
+    csv = b"id,text\n1,I loved it\n2,\n3,=cmd|' /C calc'!A0\n"
+    at.file_uploader(key="batch_file").set_value(("rows.csv", csv, "text/csv")).run()
+    at.button(key="batch_background").click().run()
+    assert not at.exception
+    assert any("Predicted 2 of 3 rows" in m.value for m in at.success)
+    assert any("empty" in w.value for w in at.warning)
+    assert len(at.download_button) == 2
+    job_id = at.session_state["batch_job_id"]
+    table = batch_service.result_bytes(str(workspace), job_id, "csv").decode()
+    assert "'=cmd" in table and "\n3,=" not in table
+
+
+def test_batch_job_progress_and_cancel(workspace, sessions):
+    with sessions() as s:
+        job_id = create_job(s, "batch_predict", {"name": "big.csv"}).id
+        start_job(s, job_id)
+        update_job_progress(s, job_id, 40, 100, "predicted 40 of about 100 rows")
+    at = _app()
+    at.session_state["batch_job_id"] = job_id
+    at.run()  # no upload needed: the session's job is shown on its own
+    assert "predicted 40 of about 100 rows" in at.get("progress")[-1].proto.text
+    at.button(key="batch_cancel_job").click().run()
+    assert not at.exception and worker.cancel_flag(workspace, job_id).exists()
+
+
 # --- batch service -------------------------------------------------------------------------
 
 
@@ -260,12 +372,31 @@ def test_batch_service_predicts_all_tasks(tiny_predictor):
     preds = services.predict_many(tiny_predictor, texts, on_progress=lambda d, t: seen.append((d, t)))
     assert [p.text for p in preds] == texts  # input order kept despite length sorting
     assert seen == [(64, 80), (80, 80)]
-    table = batch.result_table(rows, preds, tiny_predictor.task_names)
-    assert list(table.columns) == ["row", "text", *TASKS, "truncated"] and len(table) == 80
+    table = batch.result_table(rows, preds, task_kinds(tiny_predictor))
+    assert list(table.columns) == ["row", "text", *(c for t in TASKS for c in (t, f"{t}_confidence")
+                                                     if c != "sentiment_score_confidence"), "truncated"]
+    assert len(table) == 80
     assert isinstance(table["sentiment_score"][0], float)
     lines = batch.to_jsonl(rows, preds).decode().splitlines()
     assert len(lines) == 80 and '"ner": [' in lines[0]
     assert batch.to_csv(table).decode().startswith("row,text,")
+
+
+def test_batch_results_keep_the_input_id_column_and_confidences(tiny_predictor):
+    """Before, the results had only a row number: the input's own ids were lost, and the CSV had no scores."""
+    data = b"Review ID,text\n=cmd|x,Great movie!\nr-2,Awful film\n"
+    parsed = batch.read_upload("x.csv", data)
+    assert batch.guess_id_column(parsed.frame, "text") == "Review ID"
+    rows, texts, _ = batch.texts_from(parsed.frame, "text")
+    preds = services.predict_many(tiny_predictor, texts)
+    ids = batch.ids_of(parsed.frame, "Review ID", rows)
+    table = batch.result_table(rows, preds, task_kinds(tiny_predictor), ids, "Review ID")
+    assert list(table["Review ID"]) == ["=cmd|x", "r-2"] and list(table.columns[:3]) == ["Review ID", "row", "text"]
+    assert table["sentiment_confidence"].tolist() == [round(p.tasks["sentiment"].score, 4) for p in preds]
+    csv_text = batch.to_csv(table).decode()
+    assert "'=cmd|x" in csv_text and "\r\n=cmd" not in csv_text  # the id is defused like any cell
+    first = json.loads(batch.to_jsonl(rows, preds, ids, "Review ID").decode().splitlines()[0])
+    assert first["Review ID"] == "=cmd|x" and set(first["sentiment"]["probs"]) == {"negative", "positive"}
 
 
 def test_batch_reader_keeps_valid_rows():

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from app.review import agreement_service, exchange_service
+from app.review import agreement_service, editor_view, exchange_service
 from app.review import service as rs
-from mtl_core.ops import worker
+from app.shared import auth_view
+from mtl_core.ops import auth, worker
 from mtl_core.store import (
     add_annotation,
     add_texts,
@@ -22,8 +24,11 @@ from mtl_core.store import (
     upsert_queue_items,
 )
 from mtl_core.store.db import open_store
+from mtl_core.store.models import AnnotationEvent
 from mtl_core.tasks import load_task_file
 from tests.helpers import ROOT
+
+TASKS = load_task_file()
 
 EVIL = "I loved it <script>alert(1)</script> <img src=x onerror=alert(1)>"
 TOPIC_TEXT = "Shares in the car maker fell sharply after the results."
@@ -58,6 +63,19 @@ def _as(at: AppTest, name: str) -> AppTest:
     return at
 
 
+def _btn(at: AppTest, name: str):
+    """The item's `name` button (its key ends with the drawn item's token: review_accept__12_3_0)."""
+    found = [b for b in at.button if str(b.key or "").startswith(f"{name}__")]
+    if not found:
+        raise KeyError(name)
+    assert len(found) == 1, [b.key for b in found]
+    return found[0]
+
+
+def _class_btn(at: AppTest, task: str, label: str):
+    return _btn(at, f"review_class_{TASKS.by_name(task).labels.index(label)}")
+
+
 def _shown_text(at: AppTest) -> str:
     return next(m.value for m in at.markdown if "mtl-review-text" in m.value)
 
@@ -72,24 +90,23 @@ def test_annotator_asked_first_and_text_escaped(sessions):
     at = _page()
     assert not at.exception and at.info
     with pytest.raises(KeyError):
-        at.button(key="review_save")  # no labelling before a name is given
+        _btn(at, "review_accept")  # no labelling before a name is given
     at = _as(at, "  alice  ")
     assert at.session_state["review_annotator"] == "alice"
     shown = _shown_text(at)
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in shown and "<script>" not in shown and "<img" not in shown
-    assert at.button(key="review_save") and at.radio(key="review_value_sentiment")
+    assert _btn(at, "review_accept") and _class_btn(at, "sentiment", "negative")
     assert "0 / 1 done" in at.get("progress")[0].proto.text
 
 
 def test_label_then_undo_brings_the_item_back(sessions):
     ids = _seed(sessions, [(EVIL, "sentiment", "uncertain", 0.9), (TOPIC_TEXT, "topic", "uncertain", 0.5)])
     at = _as(_page(), "alice")
-    at.radio(key="review_value_sentiment").set_value("negative")
-    at.button(key="review_save").click().run()
+    _class_btn(at, "sentiment", "negative").click().run()
     assert not at.exception
     assert _kinds(sessions, ids[EVIL]) == [("label", "sentiment", "negative")]
     assert "Shares in the car maker" in _shown_text(at)  # next item
-    at.button(key="review_undo").click().run()
+    _btn(at, "review_undo").click().run()
     assert [k for k, *_ in _kinds(sessions, ids[EVIL])] == ["label", "undo"]
     assert "I loved it" in _shown_text(at)  # back to the undone item
     assert any("Undid your label" in i.value for i in at.info)
@@ -102,13 +119,13 @@ def test_label_then_undo_brings_the_item_back(sessions):
 def test_accept_skip_and_progress(sessions, tiny_predictor):
     ids = _seed(sessions, [(EVIL, "sentiment", "uncertain", 0.9), (TOPIC_TEXT, "topic", "contradiction", 0.8)])
     at = _as(_page(), "bob")
-    at.button(key="review_accept").click().run()
+    _btn(at, "review_accept").click().run()
     model_label = tiny_predictor.predict([EVIL])[0].tasks["sentiment"].label
     assert _kinds(sessions, ids[EVIL]) == [("accept", "sentiment", model_label)]
-    at.button(key="review_skip").click().run()
+    _btn(at, "review_skip").click().run()
     assert _kinds(sessions, ids[TOPIC_TEXT]) == [("skip", "topic", None)]
     assert not at.exception
-    assert "2 / 2 done" in at.get("progress")[0].proto.text
+    assert "1 / 2 done · 1 skipped" in at.get("progress")[0].proto.text  # a skipped item is not done
     assert any("Nothing left" in m.value for m in at.success)
 
 
@@ -125,28 +142,27 @@ def test_filters_by_task_and_reason(sessions):
     assert not at.exception and any("queue is empty" in i.value for i in at.info)
 
 
-def test_ner_spans_add_and_remove(sessions):
+def test_ner_span_picker_edit_is_checked_then_saved(sessions):
+    """The span picker (a custom component: its JS runs only in a browser, see test_browser_review_keys.py)
+    returns spans; the page checks them, keeps them as the answer, and Save label writes them."""
     ids = _seed(sessions, [(NER_TEXT, "ner", "uncertain", 0.9)])
     at = _as(_page(), "alice")
-    assert at.selectbox(key="review_task_choice").value == "ner"
-    for _ in range(10):  # drop whatever the random tiny model proposed
-        try:
-            at.button(key="review_ner_remove_0").click().run()
-        except KeyError:
-            break
-    at.multiselect(key="review_ner_words").set_value([0, 1])
-    at.selectbox(key="review_ner_type").set_value("person")
-    at.button(key="review_ner_add").click().run()
-    at.multiselect(key="review_ner_words").set_value([3])
-    at.selectbox(key="review_ner_type").set_value("geo-loc")
-    at.button(key="review_ner_add").click().run()
-    assert at.session_state["review_spans_ner"] == [
-        {"start": 0, "end": 9, "label": "person"}, {"start": 18, "end": 23, "label": "geo-loc"}]
-    at.multiselect(key="review_ner_words").set_value([0, 2]).run()
-    at.button(key="review_ner_add").click().run()  # not contiguous: refused
-    assert any("neighbouring words" in e.value for e in at.error)
-    at.button(key="review_ner_remove_0").click().run()
-    at.button(key="review_save").click().run()
+    assert at.selectbox(key="review_task_choice").value == "ner" and not at.exception
+    spec, state = TASKS.by_name("ner"), {}
+    edit = {"spans": [{"start": 18, "end": 23, "label": "geo-loc"}, {"start": 0, "end": 9, "label": "person"}],
+            "rev": "a:1"}
+    assert editor_view.apply_picker_value(spec, NER_TEXT, edit, state)
+    assert state["review_spans_ner"] == [{"start": 0, "end": 9, "label": "person"},
+                                         {"start": 18, "end": 23, "label": "geo-loc"}]
+    assert not editor_view.apply_picker_value(spec, NER_TEXT, edit, state)  # the same edit again: nothing new
+    for bad in ({"spans": [{"start": 0, "end": 99, "label": "person"}], "rev": "b"},
+                {"spans": [{"start": 0, "end": 9, "label": "<img src=x>"}], "rev": "c"},
+                {"spans": [{"start": 0, "end": 9, "label": "person"}, {"start": 4, "end": 12, "label": "person"}],
+                 "rev": "d"}):
+        with pytest.raises(ValueError):
+            editor_view.apply_picker_value(spec, NER_TEXT, bad, state)
+    at.session_state["review_spans_ner"] = state["review_spans_ner"][1:]
+    _btn(at.run(), "review_save").click().run()
     assert not at.exception
     assert _kinds(sessions, ids[NER_TEXT]) == [("label", "ner", [{"start": 18, "end": 23, "label": "geo-loc"}])]
 
@@ -156,7 +172,7 @@ def test_regression_label_on_another_task_keeps_the_item(sessions):
     at = _as(_page(), "alice")
     at.selectbox(key="review_task_choice").set_value("sentiment_score").run()
     at.slider(key="review_value_sentiment_score").set_value(-2.5).run()
-    at.button(key="review_save").click().run()
+    _btn(at, "review_save").click().run()
     assert _kinds(sessions, ids[EVIL]) == [("label", "sentiment_score", -2.5)]
     assert "I loved it" in _shown_text(at)  # the sentiment item is still open
 
@@ -225,10 +241,10 @@ def test_export_import_round_trip(sessions, tmp_path):
     assert [r["kind"] for r in records] == ["label", "label", "undo", "label"]
     conll = exchange_service.export_conll_bytes(sessions, "ner").decode()
     assert conll.splitlines()[:4] == ["Tom\tB-person", "Hanks\tI-person", "visited\tO", "Paris\tB-geo-loc"]
-    assert exchange_service.import_jsonl_bytes(sessions, data) == (0, 4)  # same database: nothing new
+    assert exchange_service.import_jsonl_bytes(sessions, data, TASKS) == (0, 4)  # same database: nothing new
     other_engine, other = open_store(tmp_path / "other")
-    assert exchange_service.import_jsonl_bytes(other, data) == (4, 4)
-    assert exchange_service.import_jsonl_bytes(other, data) == (0, 4)
+    assert exchange_service.import_jsonl_bytes(other, data, TASKS) == (4, 4)
+    assert exchange_service.import_jsonl_bytes(other, data, TASKS) == (0, 4)
     assert exchange_service.export_jsonl_bytes(other) == data
     other_engine.dispose()
     at = _page()  # the page offers the downloads and the import
@@ -243,6 +259,69 @@ def test_import_through_the_page(sessions, tmp_path):
     at.file_uploader(key="review_import_file").set_value(("a.jsonl", data, "application/jsonl")).run()
     at.button(key="review_import_button").click().run()
     assert any("Imported 0 new event(s); 1 of 1 were already here" in m.value for m in at.success)
+
+
+def _import_on_page(at: AppTest, data: bytes) -> AppTest:
+    at.file_uploader(key="review_import_file").set_value(("a.jsonl", data, "application/jsonl")).run()
+    at.button(key="review_import_button").click().run()
+    assert not at.exception
+    return at
+
+
+def _events(sessions) -> list[tuple]:
+    with sessions() as s:
+        query = select(AnnotationEvent.task, AnnotationEvent.value, AnnotationEvent.annotator,
+                       AnnotationEvent.source_annotator).order_by(AnnotationEvent.created_at, AnnotationEvent.id)
+        return [tuple(row) for row in s.execute(query)]
+
+
+def test_import_checks_tasks_and_values_against_the_task_file(sessions):
+    """Before, an unknown task or a label no task has was stored as if valid."""
+    good = {"text": EVIL, "task": "sentiment", "kind": "label", "value": "positive", "annotator": "alice",
+            "created_at": "2024-01-01T00:00:00"}
+    bad = [good, {**good, "task": "sentimnet"}, {**good, "value": "<b>great</b>"}]
+    at = _import_on_page(_page(), "\n".join(json.dumps(r) for r in bad).encode())
+    shown = "\n".join(e.value.replace("\\", "") for e in at.error)  # md_literal escapes punctuation
+    assert "nothing was added" in shown and "2 of 3 line(s) are invalid" in shown
+    assert "line 2: unknown task 'sentimnet'" in shown and "line 3: value for task 'sentiment'" in shown
+    assert _events(sessions) == []
+
+
+def test_team_mode_import_records_the_signed_in_reviewer(sessions, monkeypatch, tmp_path):
+    """Team mode: imported events are recorded under the signed-in user; the file's annotator is provenance."""
+    other_engine, other = open_store(tmp_path / "other")
+    rs.record(other, _seed(other, [(EVIL, "sentiment", "uncertain", 0.9)])[EVIL], "sentiment", "positive",
+              "alice", "label", "uncertain")
+    data = exchange_service.export_jsonl_bytes(other)
+    other_engine.dispose()
+    monkeypatch.setenv(auth.ENV_TEAM_MODE, "1")
+    with sessions() as s:
+        auth.create_user(s, "rita", "correct horse battery", "reviewer")
+    at = AppTest.from_file(str(ROOT / "app_pages" / "review.py"), default_timeout=90)
+    at.session_state[auth_view.USER] = "rita"
+    at = _import_on_page(at.run(), data)
+    assert any("Imported 1 new event(s)" in m.value for m in at.success)
+    assert _events(sessions) == [("sentiment", "positive", "rita", "alice")]
+
+
+def test_import_of_a_deeply_nested_file_names_the_line(sessions):
+    at = _page()
+    data = b'{"text": "t"}\n' + b"[" * 100_000 + b"\n"
+    at.file_uploader(key="review_import_file").set_value(("a.jsonl", data, "application/jsonl")).run()
+    at.button(key="review_import_button").click().run()
+    assert not at.exception
+    shown = [e.value.replace("\\", "") for e in at.error]  # md_literal escapes punctuation
+    assert any("nothing was added" in e and "line 2: nested too deeply" in e for e in shown), shown
+
+
+def test_pool_upload_of_a_deeply_nested_file_is_a_message(sessions):
+    at = _page()
+    at.radio(key="review_pool_kind").set_value("upload").run()
+    data = b'{"text": "fine"}\n' + b'{"a": ' * 100_000 + b"\n"
+    at.file_uploader(key="review_pool_upload").set_value(("pool.jsonl", data, "application/jsonl")).run()
+    assert not at.exception
+    assert any("nested too deeply" in w.value for w in at.warning)
+    assert any("1 text(s)" in c.value for c in at.caption)
 
 
 def test_send_to_review_service(sessions, tiny_predictor):

@@ -160,3 +160,17 @@ def test_comparison_confusion_heatmap_has_a_task_selector(workspace):
     at = _train_page()
     assert at.selectbox(key="round_confusion_task").value == "sentiment"
     assert at.get("plotly_chart")
+
+
+def test_gpu_count_input_only_with_several_gpus(workspace, monkeypatch):
+    add_corrections(workspace, 3)
+    launched = []
+    monkeypatch.setattr(train_service, "launch", lambda params: launched.append(params) or running_round(workspace))
+    at = _train_page()
+    assert "round_nproc" not in {w.key for w in at.number_input}  # no GPU or one: nothing to choose
+    monkeypatch.setattr(train_service, "gpu_count", lambda: 4)
+    at = _train_page()
+    at.number_input(key="round_nproc").set_value(4)
+    at.button(key="round_start").click().run()
+    assert not at.exception
+    assert launched[-1]["nproc"] == 4 and launched[-1]["base_version"] == "v0001"

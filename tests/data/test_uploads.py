@@ -1,10 +1,12 @@
 """Predict-page batch uploads (`app/batch.read_upload`): encodings, ragged rows, empty, huge, compressed and
-binary files. Each gives a specific message; valid rows are kept."""
+binary files, JSON nested too deeply (in every user-file parser), the page's row cap. Each gives a specific
+message; valid rows are kept."""
 
 from __future__ import annotations
 
 import gzip
 import io
+import json
 import sys
 import time
 import zipfile
@@ -12,7 +14,10 @@ import zipfile
 import pytest
 
 from app.predict import batch
-from mtl_core.data.uploads import MAX_UPLOAD_BYTES, MAX_UPLOAD_MB
+from mtl_core.data.errors import DataSourceError
+from mtl_core.data.readers import read_jsonl
+from mtl_core.data.uploads import MAX_JSON_DEPTH, MAX_UPLOAD_BYTES, MAX_UPLOAD_MB, JsonTooDeep, loads_json
+from mtl_core.store.import_file import ImportFileError, read_records
 from tests.helpers import ROOT
 
 if sys.version_info >= (3, 11):
@@ -146,3 +151,66 @@ def test_binary_and_compressed_files_are_refused_unopened(name, data, message):
     parsed = batch.read_upload(name, data)
     assert time.perf_counter() - started < 5  # a 50 MB bomb is never inflated
     assert parsed.frame is None and len(parsed.problems) == 1 and message in parsed.problems[0]
+
+
+# ------------------------------------------------------------------------------ deeply nested JSON
+
+DEEP = b"[" * 100_000  # Python's json parser recurses per level: unchecked, a RecursionError
+
+
+def test_a_deeply_nested_jsonl_line_is_skipped_and_named():
+    parsed = batch.read_upload("x.jsonl", b'{"text": "ok"}\n' + DEEP + b'\n{"text": "[[[[ in a text is fine"}\n')
+    assert texts(parsed) == ["ok", "[[[[ in a text is fine"]
+    [problem] = parsed.problems
+    assert "nested too deeply" in problem and "line(s) 2" in problem
+
+
+@pytest.mark.parametrize("name", ["x.json", "x.jsonl"])
+def test_a_deeply_nested_json_array_is_refused_with_a_message(name):
+    parsed = batch.read_upload(name, DEEP)
+    assert parsed.frame is None and "nested too deeply" in parsed.problems[0]
+
+
+@pytest.mark.parametrize("depth, ok", [(MAX_JSON_DEPTH, True), (MAX_JSON_DEPTH + 1, False)])
+def test_depth_cap_is_exact_and_ignores_brackets_in_strings(depth, ok):
+    text = '{"t": "[[[{{{\\"[["' + ', "x": ' + "[" * (depth - 1) + "]" * (depth - 1) + "}"
+    if ok:
+        assert loads_json(text)["t"] == '[[[{{{"[['
+    else:
+        with pytest.raises(JsonTooDeep) as err:
+            loads_json(text)
+        assert isinstance(err.value, json.JSONDecodeError) and "nested too deeply" in str(err.value)
+
+
+@pytest.mark.parametrize("text", ["]" * 100_000 + "[" * 100_000, "[" * 100_000 + "]" * 100_000, "{\"a\":" * 50_000])
+def test_unbalanced_or_deep_text_never_recurses(text):
+    with pytest.raises(json.JSONDecodeError):
+        loads_json(text)
+
+
+def test_annotation_import_names_the_deep_line():
+    good = b'{"text": "t", "task": "sentiment", "kind": "label", "annotator": "a", "created_at": "2024-01-01T00:00"}'
+    with pytest.raises(ImportFileError, match=r"line 2: nested too deeply"):
+        read_records(good + b"\n" + DEEP + b"\n")
+
+
+def test_task_data_reader_names_the_deep_line(tmp_path):
+    path = tmp_path / "data.jsonl"
+    path.write_bytes(b'{"text": "a"}\n' + b'{"a": ' * 100_000 + b"\n")
+    with pytest.raises(DataSourceError, match=r"line 2: nested too deeply"):
+        read_jsonl(path)
+
+
+# ------------------------------------------------------------------------------ the page's row cap
+
+
+@pytest.mark.parametrize("name, data", [
+    ("x.csv", b"text\n" + b"".join(b"row %d\n" % i for i in range(5))),
+    ("x.jsonl", b"".join(b'{"text": "row %d"}\n' % i for i in range(5))),
+    ("x.json", b"[" + b",".join(b'"row %d"' % i for i in range(5)) + b"]"),
+])
+def test_max_rows_reads_that_many_and_says_there_are_more(name, data):
+    capped = batch.read_upload(name, data, max_rows=3)
+    assert texts(capped) == ["row 0", "row 1", "row 2"] and capped.more_rows
+    exact = batch.read_upload(name, data, max_rows=5)
+    assert len(exact.frame) == 5 and not exact.more_rows

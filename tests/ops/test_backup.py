@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import stat
+import tracemalloc
 import uuid
 import zipfile
 from dataclasses import asdict
@@ -16,7 +17,7 @@ import pytest
 from mtl_core.cli.main import main
 from mtl_core.model.registry import Registry
 from mtl_core.model.version_marks import discard_version, discarded_versions
-from mtl_core.ops import backup
+from mtl_core.ops import backup, backup_archive
 from mtl_core.ops.backup import BackupError, create_backup, restore_backup
 from mtl_core.serve.predictor import Predictor
 from mtl_core.store import add_annotation, add_texts, export_annotations_jsonl, history, undo_last
@@ -173,6 +174,55 @@ def test_truncated_and_damaged_archives_are_refused(filled, tmp_path):
         damaged[offset] ^= 0xFF
     (tmp_path / "bad.zip").write_bytes(bytes(damaged))
     assert_refused(tmp_path / "bad.zip", tmp_path, "corrupt or truncated|checksum")
+
+
+def _bomb(path: Path, size: int = 1 << 30) -> Path:
+    """A ~1 MB zip whose valid-JSON manifest inflates to `size` bytes of blanks, written streaming."""
+    head = b'{"format": "mtl-studio-backup", "format_version": 1, "database": "none", "files": []'
+    block, left = b" " * (1 << 20), size - len(head) - 1
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf, \
+            zf.open("manifest.json", "w", force_zip64=True) as out:
+        out.write(head)
+        while left:
+            out.write(block[:left])
+            left -= min(left, len(block))
+        out.write(b"}")
+    return path
+
+
+def test_a_zip_bomb_manifest_is_refused_before_it_is_read(tmp_path, capsys):
+    bomb = _bomb(tmp_path / "bomb.zip")
+    assert bomb.stat().st_size < 2 << 20
+    tracemalloc.start()
+    try:
+        assert_refused(bomb, tmp_path, r"manifest.json is 1,024.0 MiB, over the 16 MiB .* zip bomb")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 << 20
+    assert main(["--home", str(tmp_path / "cli"), "restore", str(bomb)]) == 2
+    err = capsys.readouterr().err
+    assert "zip bomb" in err and "Traceback" not in err
+
+
+def test_json_files_are_read_with_a_cap(tmp_path, monkeypatch):
+    monkeypatch.setattr(backup_archive, "JSON_CAP", 1000)
+    big = json.dumps({"versions": [], "active": None, "pad": " " * 2000}).encode()
+    assert_refused(_craft(tmp_path / "big.zip", [("models/registry.json", big)]), tmp_path,
+                   "models/registry.json is .* MiB, over")
+    assert_refused(_bomb(tmp_path / "small-bomb.zip", 4000), tmp_path, "manifest.json is .* MiB, over")
+
+
+@pytest.mark.parametrize("where", ["manifest.json", "models/registry.json", "models/discarded.json"])
+def test_deeply_nested_json_is_refused(tmp_path, where):
+    deep = b"[" * 100_000 + b"]" * 100_000
+    if where == "manifest.json":
+        with zipfile.ZipFile(tmp_path / "deep.zip", "w") as zf:
+            zf.writestr("manifest.json", deep)
+    else:
+        registry = ("models/registry.json", b'{"active": null, "versions": []}')
+        _craft(tmp_path / "deep.zip", [e for e in [registry] if e[0] != where] + [(where, deep)])
+    assert_refused(tmp_path / "deep.zip", tmp_path, f"{where}( in the backup)? is nested too deeply")
 
 
 @pytest.mark.postgres

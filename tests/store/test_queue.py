@@ -136,7 +136,8 @@ def test_top_queue_excludes_done_until_undone(session):
     assert len(top_queue(session, exclude_done=False)) == 6
     progress = queue_progress(session)
     assert (progress["total"], progress["done"], progress["remaining"]) == (6, 2, 4)
-    assert progress["by_reason"]["contradiction"] == {"total": 1, "done": 1}
+    assert progress["by_reason"]["contradiction"] == {"total": 1, "done": 1, "labelled": 1}
+    assert progress["labelled"] == 1  # the skip takes its item off the queue, but is no label
     assert queue_progress(session, task="sentiment")["done"] == 1
     undo_last(session, "bob")
     undo_last(session, "ann")

@@ -7,10 +7,20 @@ import sqlite3
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import DatabaseError, OperationalError
 
-from mtl_core.store import add_annotation, add_texts, database_url, init_db, retry_locked, session_factory
+from mtl_core.store import (
+    add_annotation,
+    add_texts,
+    database_url,
+    init_db,
+    make_engine,
+    retry_locked,
+    session_factory,
+)
+from mtl_core.store.db import alembic_config
 from mtl_core.store.models import Base
 
 TABLES = {
@@ -22,6 +32,7 @@ TABLES = {
     "jobs",
     "job_metrics",
     "users",
+    "signin_throttle",
     "alembic_version",
 }
 
@@ -41,8 +52,29 @@ def test_init_db_twice_is_a_noop(tmp_path):
         add_annotation(session, text_id, "sentiment", "positive", "ann")
     engine = init_db(url)
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0001"]
+        head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [head]
         assert conn.execute(text("SELECT count(*) FROM annotation_events")).scalar() == 1
+
+
+def test_signin_throttle_migration_goes_down_and_up(tmp_path):
+    """0002 upgrades a 0001 database (users kept) and its downgrade removes only its own table."""
+    from alembic import command
+
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    cfg = alembic_config(url)
+    command.upgrade(cfg, "0001")
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO users (username, password_hash, role, created_at) "
+                          "VALUES ('kept', 'x', 'admin', '2026-01-01 00:00:00')"))
+    command.upgrade(cfg, "0002")
+    with engine.connect() as conn:
+        assert "signin_throttle" in inspect(conn).get_table_names()
+        assert conn.execute(text("SELECT username FROM users")).scalars().all() == ["kept"]
+    command.downgrade(cfg, "0001")
+    with engine.connect() as conn:
+        assert "signin_throttle" not in inspect(conn).get_table_names() and "users" in inspect(conn).get_table_names()
 
 
 def test_sqlite_pragmas(tmp_path):
