@@ -36,7 +36,7 @@ from bench import common
 # ways) and NVLink 3 (A100 SXM, 600), PCI-SIG's PCIe 4.0 / 5.0 x16 (~32 / ~64 per direction), NVIDIA
 # Quantum-2 InfiniBand NDR (400 Gb/s per port) between nodes. Real NCCL bus bandwidth stays below these.
 LINKS = {"NVLink 4 (H100 SXM)": 450, "NVLink 3 (A100 SXM)": 300, "PCIe 5.0 x16": 64, "PCIe 4.0 x16": 32,
-         "InfiniBand NDR, 1 port (between nodes)": 50}
+         "InfiniBand NDR, 1 port per GPU": 50}
 
 
 def options(p) -> None:

@@ -141,8 +141,8 @@ def stall_or_collect(seconds: float):
 
 
 def test_a_stuck_rank_times_out_instead_of_hanging():
-    ranks = run_ranks(stall_or_collect, 2, 20.0, timeout=90, env={distributed.TIMEOUT_ENV: "3"})
-    assert ranks[0]["failed_after"] is not None and ranks[0]["failed_after"] < 15
+    ranks = run_ranks(stall_or_collect, 2, 10.0, timeout=90, env={distributed.TIMEOUT_ENV: "3"})
+    assert ranks[0]["failed_after"] is not None and ranks[0]["failed_after"] < 9  # 3 s, not rank 1's 10 s
 
 
 def test_nproc_is_checked_against_the_gpus(monkeypatch):
