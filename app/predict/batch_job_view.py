@@ -12,6 +12,7 @@ from app.components.text import md_literal
 from app.predict import batch_service
 from app.shared import services
 from app.shared.flash import one_shot
+from app.shared.job_view import job_header
 from app.shared.store_service import get_sessions
 from mtl_core.ops import worker
 from mtl_core.store.db import Sessions
@@ -67,9 +68,7 @@ def _cancel(job_id: int, home: str) -> None:
 def _job_summary(view: batch_service.JobView, home: str) -> None:
     name = view.params.get("name", "?")
     with st.container(border=True, key="batch_job_box"):
-        st.markdown(f"**Batch job {view.id:d}** · {md_literal(name)} · {md_literal(view.status)}")
-        step = f"{view.step:,} / {view.total:,} rows read" if view.step is not None and view.total else ""
-        st.progress(min(1.0, view.progress), text=md_literal(" · ".join(x for x in (step, view.message or "") if x)))
+        job_header(view, "Batch job", name, " rows read")
         result = view.result or {}
         if view.status == "done" and result:
             st.success(f"Predicted {result.get('predicted', 0):,} of {result.get('read', 0):,} rows with "

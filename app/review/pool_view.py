@@ -14,6 +14,7 @@ from app.review import pool_service
 from app.review import service as rs
 from app.review.common import REASON_TITLES, flash
 from app.shared import auth_view
+from app.shared.job_view import job_header
 from app.shared.upload_view import read_once
 from mtl_core.model.registry import Registry
 from mtl_core.ops import worker
@@ -145,9 +146,7 @@ def _cancel(job_id: int, home: str) -> None:
 def _job_summary(view: pool_service.JobView) -> None:
     pool = view.params.get("pool", "?")
     with st.container(border=True, key="review_job_box"):
-        st.markdown(f"**Scoring job {view.id:d}** · pool {md_literal(pool)} · {md_literal(view.status)}")
-        step = f"{view.step:,} / {view.total:,}" if view.step is not None and view.total else ""
-        st.progress(min(1.0, view.progress), text=md_literal(" · ".join(x for x in (step, view.message or "") if x)))
+        job_header(view, "Scoring job", f"pool {pool}")
         result = view.result or {}
         if view.status == "done" and result:
             reasons = ", ".join(f"{REASON_TITLES.get(r, r).lower()} {n:,}" for r, n in result.get("by_reason", {}).items())
