@@ -9,6 +9,7 @@ PIN = "review_pin"  # (text id, task) to show next, set by undo
 FLASH = "review_flash"  # (level, message) shown once after a callback
 ITEM = "review_item"  # id of the queue item the editors were filled for
 NAME_PARAM = "annotator"  # the URL query parameter that keeps the name across a reload
+SHOWN = "review_shown"  # hidden widget: the token of the item the browser shows (see actions_view)
 REASON_TITLES = {
     "uncertain": "Model unsure",
     "contradiction": "Answers contradict each other",

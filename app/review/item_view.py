@@ -17,7 +17,7 @@ from app.components.results import render_results
 from app.components.text import md_literal
 from app.review import action_service as acts
 from app.review import service as rs
-from app.review.actions_view import Click, render_actions
+from app.review.actions_view import Click, render_actions, render_shown_token
 from app.review.bulk_view import render_bulk
 from app.review.common import REASON_COLORS, REASON_TITLES, SCORE_HELP
 from app.review.editor_view import render_editor, render_task_choice
@@ -64,6 +64,7 @@ def render_item(sessions: Sessions, entry: QueueEntry, annotator: str, predictor
     members = render_bulk(sessions, predictor, version, entry, annotator, spec)
     click = Click(sessions, acts.draw(sessions, entry, annotator), annotator, spec, entry.reason, entry.text,
                   tuple((m.entry.text_id, m.entry.reason) for m in members))
+    render_shown_token(click.token)  # after everything a click acts on, before the buttons
     model_label = answer.label if isinstance(answer, ClassPrediction) else None
     render_actions(click, rs.model_value(answer) if answer is not None else None, gold,
                    acts.undo_target(sessions, annotator), model_label)

@@ -13,18 +13,18 @@ from mtl_core.store.db import Sessions
 
 def render_panel(sessions: Sessions, annotator: str) -> None:
     f = acts.annotator_figures(sessions, annotator)
-    panel = st.expander(
-        f"Your figures: {f.labelled_today:,} labelled today · "
-        + (f"{f.per_minute:.1f} items/min" if f.per_minute is not None else "pace —") + " · "
-        + f"{f.skipped:,} skipped · "
-        + (f"agreement {f.agreement:.0%} over {f.compared:,} shared label(s)" if f.agreement is not None
-           else "agreement: no shared labels yet"),
-        key="review_my_panel", on_change="rerun", icon=":material/person:")
+    st.caption(f"**You**: {f.labelled_today:,} labelled today · "
+               + (f"{f.per_minute:.1f} items/min" if f.per_minute is not None else "pace —") + " · "
+               + f"{f.skipped:,} skipped · "
+               + (f"agreement {f.agreement:.0%} over {f.compared:,} shared label(s)" if f.agreement is not None
+                  else "agreement: no shared labels yet"),
+               help="Pace: over your latest 20 actions. Agreement: how often your current label matches another "
+                    "annotator's on the same text and task.")
+    # A constant label: the expander's identity includes it, and it must stay open while you label.
+    panel = st.expander("Your skipped items", key="review_my_panel", on_change="rerun", icon=":material/person:")
     if not panel.open:
         return
     with panel:
-        st.caption("Pace: over your latest 20 actions. Agreement: how often your current label matches another "
-                   "annotator's on the same text and task.")
         items = acts.skipped(sessions, annotator)
         if not items:
             st.caption("No skipped items. Skipped items are not done: they are listed here to re-open.")

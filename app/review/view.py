@@ -15,9 +15,9 @@ from app.components.results import task_title
 from app.components.text import md_literal
 from app.review import action_service as acts
 from app.review import service as rs
-from app.review.actions_view import undo_action
+from app.review.actions_view import render_shown_token, undo_button
 from app.review.agreement_view import render_agreement
-from app.review.common import ANNOTATOR, ITEM, KEYS, NAME_PARAM, PIN, REASON_TITLES, show_flash
+from app.review.common import ANNOTATOR, ITEM, NAME_PARAM, PIN, REASON_TITLES, show_flash
 from app.review.exchange_view import render_exchange
 from app.review.item_view import render_item
 from app.review.panel_view import render_panel
@@ -154,9 +154,8 @@ def render_queue(sessions: Sessions, annotator: str | None, predictor: Predictor
             st.success("Nothing left for you under these filters: well done.", icon=":material/task_alt:")
         else:
             st.info("The queue is empty here: score a pool (tab **Score a pool**) or send texts from Predict.")
-        undo_id = acts.undo_target(sessions, annotator)
-        st.button("Undo my last action", key=f"review_undo__{undo_id or 0}", disabled=undo_id is None,
-                  shortcut=KEYS["undo"], on_click=undo_action, args=(sessions, annotator, undo_id))
+        render_shown_token("empty")
+        undo_button(st, sessions, annotator, acts.undo_target(sessions, annotator), "empty")
         return
     _reset_on_item_change(entry)
     render_item(sessions, entry, annotator, predictor, version, task_file, following)

@@ -85,8 +85,8 @@ def variant(rng: random.Random, texts: list[str]) -> str:
 
 
 def _item_button(at, name: str):
-    """The shown item's `name` button (its key ends with the drawn item's token: review_accept__12_3_0)."""
-    return next(b for b in at.button if (b.key or "").startswith(f"{name}__"))
+    """The shown item's `name` button (review_accept, review_save, ...)."""
+    return next(b for b in at.button if b.key == name)
 
 
 def _annotate(at, log: SessionLog, rng: random.Random) -> None:

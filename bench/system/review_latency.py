@@ -2,9 +2,12 @@
 
     nice -n 19 python bench/system/review_latency.py [--quick] [--items N] [--think S] [--seed S]
 
-For each variant (the next item's prediction prefetched in the background, the app's default; and
-MTL_STUDIO_REVIEW_PREFETCH=0) a fresh `streamlit run` serves a throwaway copy of the workspace's models with
-N sentiment queue items (test-split texts, so each needs a forward of its own). A browser opens the Review
+For each variant a fresh `streamlit run` serves a throwaway copy of the workspace's models with N sentiment
+queue items (test-split texts, so each needs a forward of its own):
+  default       the app as shipped: the next item's prediction prefetched in the background, and Streamlit's
+                forced gc.collect(2) after each script run off (.streamlit/config.toml, runner.postScriptGC)
+  no prefetch   MTL_STUDIO_REVIEW_PREFETCH=0: the next item's forward runs when it is shown
+  post-run GC   STREAMLIT_RUNNER_POST_SCRIPT_GC=true: Streamlit's default, a full collection after each run A browser opens the Review
 page, and for each item presses "1" (first class: saved, next item) and measures, in the page itself
 (`performance.now()`, from the keydown event):
   visible  the next item's text is on the screen;
@@ -35,7 +38,8 @@ QUIET_MS = 300
 WATCH = """
 const root = document.querySelector('[data-testid="stMain"]') || document.body;
 const before = (document.querySelector('div.mtl-review-text') || {}).textContent;
-const token = (document.querySelector('[class*="st-key-review_accept__"]') || {}).className;
+const shown = () => (document.querySelector('.st-key-review_shown input') || {}).value;  // the drawn item's token
+const token = shown();
 const w = window.__mtlLat = {start: null, visible: null, settled: null, last: performance.now()};
 new MutationObserver(() => { w.last = performance.now(); }).observe(root, {subtree: true, childList: true,
                                                                          attributes: true, characterData: true});
@@ -43,16 +47,16 @@ document.addEventListener('keydown', (e) => { if (w.start === null) w.start = e.
 (function tick() {
   const now = performance.now();
   const text = (document.querySelector('div.mtl-review-text') || {}).textContent;
-  const buttons = document.querySelector('[class*="st-key-review_accept__"]');
+  const buttons = document.querySelector('.st-key-review_accept button');
   if (w.start !== null && w.visible === null && text !== undefined && text !== before) w.visible = now - w.start;
   const busy = document.querySelector('[data-testid="stStatusWidget"]');
-  if (w.visible !== null && !busy && buttons && buttons.className !== token && now - w.last >= %d) {
+  if (w.visible !== null && !busy && buttons && shown() !== token && now - w.last >= QUIET_MS) {
     w.settled = w.last - w.start;
     return;
   }
   requestAnimationFrame(tick);
 })();
-""" % QUIET_MS
+""".replace("QUIET_MS", str(QUIET_MS))
 
 
 def _flow():
@@ -79,22 +83,30 @@ def _workspace(source: Path, target: Path, texts: list[str]) -> None:
     engine.dispose()
 
 
-def _measure(flow, home: Path, items: int, think: float, prefetch: bool, tmp: Path) -> list[tuple[float, float]]:
+VARIANTS = {  # label -> environment of the server
+    "default (prefetch, no post-run GC)": {"MTL_STUDIO_REVIEW_PREFETCH": "1", "STREAMLIT_RUNNER_POST_SCRIPT_GC": "false"},
+    "no prefetch": {"MTL_STUDIO_REVIEW_PREFETCH": "0", "STREAMLIT_RUNNER_POST_SCRIPT_GC": "false"},
+    "post-run GC on (Streamlit's default)": {"MTL_STUDIO_REVIEW_PREFETCH": "1", "STREAMLIT_RUNNER_POST_SCRIPT_GC": "true"},
+}
+
+
+def _measure(flow, home: Path, items: int, think: float, env: dict[str, str], tmp: Path) -> list[tuple[float, float]]:
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    os.environ["MTL_STUDIO_REVIEW_PREFETCH"] = "1" if prefetch else "0"
-    port, log = flow.free_port(), tmp / f"streamlit-{prefetch}.log"
+    os.environ.update(env)  # start_app passes os.environ to the server
+    name = "-".join(env.values())
+    port, log = flow.free_port(), tmp / f"streamlit-{name}.log"
     proc = flow.start_app(home, port, log)
     driver, out = None, []
     try:
         flow.wait_healthy(port, proc)
-        driver = flow.make_driver(tmp / f"profile-{prefetch}")
-        driver.get(f"http://127.0.0.1:{port}/review?annotator=bench-{'prefetch' if prefetch else 'plain'}")
+        driver = flow.make_driver(tmp / f"profile-{name}")
+        driver.get(f"http://127.0.0.1:{port}/review?annotator=bench-{name}")
         WebDriverWait(driver, 120).until(ec.visibility_of_element_located(
-            (By.CSS_SELECTOR, '[class*="st-key-review_accept__"] button')))
+            (By.CSS_SELECTOR, '.st-key-review_accept button')))
         time.sleep(2.0)
         for i in range(items + WARMUP):
             driver.execute_script("document.activeElement && document.activeElement.blur();" + WATCH)
@@ -106,7 +118,8 @@ def _measure(flow, home: Path, items: int, think: float, prefetch: bool, tmp: Pa
                     break
                 time.sleep(0.05)
             else:
-                raise TimeoutError(f"item {i}: the page did not settle within 60 s (log: {log})")
+                shown = [e.text for e in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stAlert"]')]
+                raise TimeoutError(f"item {i}: the page did not settle within 60 s: {got}; messages {shown}")
             if i >= WARMUP:
                 out.append((got["visible"], got["settled"]))
             time.sleep(think)
@@ -132,18 +145,15 @@ def main() -> None:
     print(f"# load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; model: {source}; "
           f"{items} items per variant (+{WARMUP} warm-up), think time {args.think:g} s")
     texts = list(dict.fromkeys(common.test_texts(4 * (items + WARMUP), seed=args.seed)))[: 2 * (items + WARMUP)]
-    results = {}
+    rows = []
     with tempfile.TemporaryDirectory(prefix="mtl-review-latency-") as tmp:
         home = Path(tmp) / "ws"
         _workspace(source, home, texts)
-        for prefetch in (True, False):
-            results[prefetch] = _measure(flow, home, items, args.think, prefetch, Path(tmp))
-    rows = []
-    for prefetch, label in ((True, "prefetch next item (default)"), (False, "no prefetch")):
-        visible = [v for v, _ in results[prefetch]]
-        settled = [s for _, s in results[prefetch]]
-        rows.append([label, len(settled), statistics.median(visible), _p90(visible), statistics.median(settled),
-                     _p90(settled)])
+        for label, env in VARIANTS.items():
+            measured = _measure(flow, home, items, args.think, env, Path(tmp))
+            visible, settled = [v for v, _ in measured], [s for _, s in measured]
+            rows.append([label, len(settled), statistics.median(visible), _p90(visible), statistics.median(settled),
+                         _p90(settled)])
     print(common.table(["variant", "items", "visible median ms", "visible p90 ms", "settled median ms",
                         "settled p90 ms"], rows, "Review: label keystroke -> next item"))
     print(f"\n# load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; target: settled median "

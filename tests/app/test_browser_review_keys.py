@@ -77,7 +77,7 @@ def test_a_two_word_span_is_one_drag_and_one_key(workspace, served_app):
     driver.switch_to.default_content()
     wait.until(lambda d: d.find_elements(By.XPATH, "//*[contains(text(), 'New York [geo-loc]')]"))  # the answer
     _settle(driver)
-    driver.find_element(By.CSS_SELECTOR, '[class*="st-key-review_save__"] button').click()
+    driver.find_element(By.CSS_SELECTOR, '.st-key-review_save button').click()
     deadline = time.time() + 30
     while time.time() < deadline and not _events(workspace):
         time.sleep(0.2)

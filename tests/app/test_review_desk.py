@@ -88,10 +88,11 @@ def test_a_model_vs_label_ner_item_starts_from_the_data_set_spans(sessions):
 def test_every_action_has_its_shortcut_and_a_class_is_one_key(sessions):
     _seed(sessions, [(FILM, "topic", "uncertain", 0.9)])
     at = _as(_page(), "alice")
-    keys = {b.key.split("__")[0]: b.proto.shortcut for b in at.button if b.key and "__" in b.key}
+    keys = {b.key: b.proto.shortcut for b in at.button if b.proto.shortcut}
     assert keys == {"review_class_0": "1", "review_class_1": "2", "review_class_2": "3", "review_class_3": "4",
-                    "review_class_4": "5", "review_accept": "a", "review_skip": "s", "review_undo": "u"}
-    assert at.button(key="review_next_task").proto.shortcut == "n"
+                    "review_class_4": "5", "review_accept": "a", "review_keep": "k", "review_skip": "s",
+                    "review_undo": "u", "review_next_task": "n"}
+    assert _btn(at, "review_keep").proto.disabled  # no data-set label for this text
     at.button(key="review_next_task").click().run()
     assert at.selectbox(key="review_task_choice").value == "question_type"
     at.selectbox(key="review_task_choice").set_value("sentiment_score").run()
@@ -103,7 +104,7 @@ def test_skipped_items_are_listed_not_done_and_reopen(sessions):
     at = _as(_page(), "alice")
     _btn(at, "review_skip").click().run()
     assert "0 / 2 done · 1 skipped" in at.get("progress")[0].proto.text
-    assert any("1 skipped" in e.label for e in at.expander)
+    assert any("1 skipped" in c.value for c in at.caption)
     at.session_state["review_my_panel"] = True  # open the panel
     at.run()
     at.button(key=f"review_reopen_{ids[FILM]}_sentiment").click().run()
@@ -184,3 +185,20 @@ def test_final_labels_export_one_row_per_text_after_undo(sessions):
     assert (record["text"], record["label"]) == (formula, "positive")  # JSONL keeps the text as it is
     at = _page()
     assert {b.label for b in at.get("download_button")} >= {"Final labels (CSV)", "Final labels (JSONL)"}
+
+
+def test_a_click_from_a_browser_still_showing_the_previous_item_is_refused(sessions):
+    """Streamlit runs a click with the arguments of the latest run: when the browser had not drawn that item
+    yet (it echoes the token of the item it shows), the click is refused instead of labelling an unseen item."""
+    ids = _seed(sessions, [(FILM, "sentiment", "uncertain", 0.9), (TOPIC_TEXT, "sentiment", "uncertain", 0.5)])
+    at = _as(_page(), "alice")
+    shown_before = at.text_input(key="review_shown").value
+    _class_btn(at, "sentiment", "negative").click().run()
+    assert TOPIC_TEXT in _shown_text(at) and at.text_input(key="review_shown").value != shown_before
+    at.text_input(key="review_shown").set_value(shown_before)  # the browser still shows the first item
+    _class_btn(at, "sentiment", "positive").click().run()
+    assert _kinds(sessions, ids[TOPIC_TEXT]) == []  # never labelled behind the screen's back
+    assert _kinds(sessions, ids[FILM]) == [("label", "sentiment", "negative")]
+    assert any("for the item shown before" in w.value for w in at.warning)
+    _class_btn(at, "sentiment", "positive").click().run()  # the browser now echoes the item it shows
+    assert _kinds(sessions, ids[TOPIC_TEXT]) == [("label", "sentiment", "positive")]
