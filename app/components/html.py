@@ -28,6 +28,12 @@ def esc_text(value) -> str:
     return esc(value).replace("\r\n", "\n").replace("\r", "\n").replace("\n", "<br>")
 
 
+def review_text_html(text: str, large: bool = False) -> str:
+    """A text under review as an escaped block (class `mtl-review-text`: browser tests find it by it)."""
+    size = ";font-size:1.1em" if large else ""
+    return f'<div class="mtl-review-text" style="white-space:pre-wrap{size}">{esc_text(text)}</div>'
+
+
 def entity_colors(labels: list[str]) -> dict[str, str]:
     return {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(labels)}
 

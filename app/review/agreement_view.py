@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app.components.html import esc_text
+from app.components.html import review_text_html
 from app.components.results import task_title
 from app.components.text import md_literal
 from app.review import agreement_service as agreement
@@ -47,8 +47,7 @@ def render_agreement(sessions: Sessions, annotator: str | None, task_file: TaskF
 
 def _conflict_card(sessions: Sessions, conflict: agreement.OpenConflict, annotator: str | None) -> None:
     with st.container(border=True, key=f"review_adj_box_{conflict.task}_{conflict.text_id}"):
-        st.markdown(f'<div class="mtl-review-text" style="white-space:pre-wrap">{esc_text(conflict.text)}</div>',
-                    unsafe_allow_html=True)
+        st.markdown(review_text_html(conflict.text), unsafe_allow_html=True)
         st.dataframe(pd.DataFrame([{"annotator": who, "label": rs.format_value(v, conflict.text)}
                                    for who, v in sorted(conflict.values.items())]),
                      hide_index=True, key=f"review_adj_table_{conflict.task}_{conflict.text_id}")

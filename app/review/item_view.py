@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from app.components.html import entity_colors, esc_text, ner_html
+from app.components.html import entity_colors, ner_html, review_text_html
 from app.components.results import render_results
 from app.components.text import md_literal
 from app.review import action_service as acts
@@ -47,8 +47,7 @@ def prediction_for(sessions: Sessions, entry: QueueEntry, predictor: Predictor |
 def render_item(sessions: Sessions, entry: QueueEntry, annotator: str, predictor: Predictor | None,
                 version: str | None, task_file: TaskFile, following: QueueEntry | None) -> None:
     with st.container(border=True, key="review_item_box"):
-        st.markdown(f'<div class="mtl-review-text" style="white-space:pre-wrap;font-size:1.1em">'
-                    f"{esc_text(entry.text)}</div>", unsafe_allow_html=True)
+        st.markdown(review_text_html(entry.text, large=True), unsafe_allow_html=True)
         st.badge(md_literal(REASON_TITLES.get(entry.reason, entry.reason)), color=REASON_COLORS.get(entry.reason, "gray"))
         where = [f"task {entry.task or 'any'}"] + ([f"queued by model {entry.model_version}"] if entry.model_version else [])
         st.caption(f"Score {entry.score:.2f} (higher = shown first) · {md_literal(' · '.join(where))}")

@@ -18,7 +18,7 @@ from app.shared.job_view import job_header
 from app.shared.upload_view import read_once
 from mtl_core.model.registry import Registry
 from mtl_core.ops import worker
-from mtl_core.review.jobs import SCORABLE_SPLITS
+from mtl_core.review.pools import SCORABLE_SPLITS
 from mtl_core.serve.predictor import Predictor
 from mtl_core.store.db import Sessions
 from mtl_core.tasks import load_task_file

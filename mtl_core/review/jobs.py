@@ -24,7 +24,6 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
@@ -38,6 +37,7 @@ from mtl_core.review.pools import (
     parse_pool,
 )
 from mtl_core.review.queue import annotator_conflict, score_pool
+from mtl_core.serve.predictor import load_version_predictor
 from mtl_core.store import annotator_conflicts, load_predictions, record_predictions, upsert_queue_items
 from mtl_core.tasks import DEFAULT_TASK_FILE, TaskFile
 from mtl_core.types import Prediction
@@ -166,13 +166,6 @@ def queue_annotator_conflicts(session: Session, task_file: TaskFile) -> int:
 
 
 # ---------------------------------------------------------------- the job
-
-
-def load_version_predictor(home: str | Path | None, version: str | None):
-    """The active version's Predictor (with its fallback), or a named version's (imported lazily: torch)."""
-    from mtl_core.serve.predictor import load_version_predictor as load
-
-    return load(home, version)
 
 
 def score_pool_job(ctx: JobRun) -> dict:

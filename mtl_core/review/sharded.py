@@ -24,13 +24,13 @@ from mtl_core.progress import JobRun
 from mtl_core.review.jobs import (
     BATCH_SIZE,
     DEFAULT_MIN_SCORE,
-    load_version_predictor,
     previous_predictions,
     queue_annotator_conflicts,
     score_and_store,
 )
 from mtl_core.review.pools import DEFAULT_LIMIT, Pool, load_pool, parse_pool
 from mtl_core.review.queue import score_pool
+from mtl_core.serve.predictor import load_version_predictor
 from mtl_core.store import load_predictions, upsert_queue_items
 from mtl_core.tasks import DEFAULT_TASK_FILE, TaskFile
 from mtl_core.types import Prediction

@@ -25,6 +25,7 @@ from mtl_core.store.jobs import pid_alive
 from mtl_core.train.loop import TrainConfig
 from mtl_core.train.pipeline import train_new_version
 from tests.helpers import ROOT, TESTS
+from tests.helpers.jobs import wait_for_job
 from tests.helpers.toy import make_tiny_encoder_dir, write_toy_tasks
 
 WRITER = TESTS / "helpers" / "annotation_writer.py"
@@ -118,17 +119,6 @@ def toy_home(tmp_path, monkeypatch):
     return home, sessions, str(tmp_path)
 
 
-def _wait_for(sessions, job_id: int, ready, timeout: float = 600):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with sessions() as s:
-            job = get_job(s, job_id)
-        if ready(job):
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} stuck: {job.status} {job.message}")
-
-
 def _answers(home: Path) -> list[dict]:
     reg = Registry(home)
     predictor = Predictor.from_dir(reg.path_of(reg.active), device="cpu")
@@ -140,8 +130,8 @@ def test_kill_9_mid_round_then_a_new_round_succeeds(toy_home):
     registry_before, answers_before = (home / "models" / "registry.json").read_bytes(), _answers(home)
     params = {**ROUND, "base_version": "v0001", "data_dir": data_dir}
     job_id = worker.launch("train_round", params, home, sessions)
-    job = _wait_for(sessions, job_id, lambda j: j.status != "queued" and ((j.step or 0) >= 10 or
-                                                                         j.status != "running"))
+    job = wait_for_job(sessions, job_id, lambda j: j.status != "queued" and ((j.step or 0) >= 10 or
+                                                                         j.status != "running"), timeout=600)
     assert job.status == "running" and job.step < ROUND["steps"], job.message  # really mid-training
     os.kill(job.pid, signal.SIGKILL)
     deadline = time.time() + 30
@@ -154,7 +144,7 @@ def test_kill_9_mid_round_then_a_new_round_succeeds(toy_home):
     assert _answers(home) == answers_before  # the active model still loads and answers as before
 
     second = worker.launch("train_round", {**params, "steps": 10}, home, sessions)
-    job = _wait_for(sessions, second, lambda j: j.status in ("done", "failed", "cancelled"))
+    job = wait_for_job(sessions, second, lambda j: j.status in ("done", "failed", "cancelled"), timeout=600)
     assert job.status == "done", (job.message, job.log)
     reg = Registry(home)
     assert job.result["version"] == "v0002" and [v.id for v in reg.versions()] == ["v0001", "v0002"]

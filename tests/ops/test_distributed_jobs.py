@@ -20,6 +20,7 @@ from mtl_core.train import distributed
 from mtl_core.train.loop import TrainConfig
 from mtl_core.train.pipeline import train_new_version
 from tests.helpers import ROOT
+from tests.helpers.jobs import wait_for_job
 from tests.helpers.toy import make_tiny_encoder_dir, write_toy_tasks
 
 pytestmark = pytest.mark.distributed
@@ -54,17 +55,6 @@ def ws(toy_base, tmp_path, monkeypatch):
         for i in ids:
             add_annotation(s, i, "polarity", "pos", "ann")
     return home, sessions, {**FAST, "nproc": 2, "base_version": "v0001", "data_dir": str(root)}
-
-
-def _wait(sessions, job_id: int, done, timeout: float = 240):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with sessions() as s:
-            job = get_job(s, job_id)
-        if done(job):
-            return job
-        time.sleep(0.3)
-    raise AssertionError(f"job {job_id} still {job.status} ({job.message}) after {timeout} s")
 
 
 def _rank_pids(job_id: int) -> dict[int, int]:
@@ -106,11 +96,11 @@ def test_round_on_two_processes_registers_and_reports_once(ws):
 def test_killed_rank_fails_the_job_and_leaves_the_active_model(ws):
     home, sessions, params = ws
     job_id = worker.launch("train_round", {**params, "steps": 20000}, home, sessions)
-    _wait(sessions, job_id, _training)
+    wait_for_job(sessions, job_id, _training, timeout=240, poll=0.3)
     pids = _rank_pids(job_id)
     assert set(pids) == {0, 1}, pids
     os.kill(pids[1], signal.SIGKILL)
-    job = _wait(sessions, job_id, lambda j: j.status in ENDED, timeout=120)  # no hang: torchrun stops rank 0
+    job = wait_for_job(sessions, job_id, lambda j: j.status in ENDED, timeout=120, poll=0.3)  # no hang: torchrun stops rank 0
     assert job.status == "failed" and "torchrun exit status" in job.message
     reg = Registry(home)
     assert reg.active == "v0001" and [v.id for v in reg.versions()] == ["v0001"]
@@ -121,9 +111,9 @@ def test_killed_rank_fails_the_job_and_leaves_the_active_model(ws):
 def test_cancel_reaches_every_rank(ws):
     home, sessions, params = ws
     job_id = worker.launch("train_round", {**params, "steps": 20000}, home, sessions)
-    _wait(sessions, job_id, _training)
+    wait_for_job(sessions, job_id, _training, timeout=240, poll=0.3)
     worker.request_cancel(job_id, home)
-    job = _wait(sessions, job_id, lambda j: j.status in ENDED, timeout=120)
+    job = wait_for_job(sessions, job_id, lambda j: j.status in ENDED, timeout=120, poll=0.3)
     assert job.status == "cancelled" and 0 < job.step < 20000
     assert [v.id for v in Registry(home).versions()] == ["v0001"]
     time.sleep(1)

@@ -9,6 +9,7 @@ from mtl_core.ops import worker
 from mtl_core.store import get_job, job_metrics, mark_stale_jobs_failed
 from mtl_core.store.db import open_store
 from tests.helpers import ROOT
+from tests.helpers.jobs import wait_for_job
 
 
 @pytest.fixture
@@ -20,21 +21,10 @@ def home(tmp_path, monkeypatch):
     return tmp_path
 
 
-def _wait(sessions, job_id, statuses, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with sessions() as s:
-            job = get_job(s, job_id)
-            if job.status in statuses:
-                return job
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} never reached {statuses}")
-
-
 def test_job_runs_in_another_process_and_reports(home):
     _, sessions = open_store(home)
     job_id = worker.launch("test_count", {"n": 4}, home, sessions)
-    job = _wait(sessions, job_id, ("done", "failed"))
+    job = wait_for_job(sessions, job_id, lambda j: j.status in ("done", "failed"))
     assert job.status == "done" and job.result == {"counted": 4} and job.pid != os.getpid()
     with sessions() as s:
         assert [m.value for m in job_metrics(s, job_id)] == pytest.approx([1, 0.5, 1 / 3, 0.25])
@@ -43,16 +33,16 @@ def test_job_runs_in_another_process_and_reports(home):
 def test_one_job_of_a_kind_at_a_time_and_cancel(home):
     _, sessions = open_store(home)
     job_id = worker.launch("test_count", {"n": 500, "sleep": 0.05}, home, sessions)
-    _wait(sessions, job_id, ("running",))
+    wait_for_job(sessions, job_id, lambda j: j.status in ("running",))
     with pytest.raises(worker.JobBusy):
         worker.launch("test_count", {}, home, sessions)
     worker.request_cancel(job_id, home)
-    assert _wait(sessions, job_id, ("cancelled", "done", "failed")).status == "cancelled"
+    assert wait_for_job(sessions, job_id, lambda j: j.status in ("cancelled", "done", "failed")).status == "cancelled"
 
 
 def test_crash_marks_failed_with_log(home):
     _, sessions = open_store(home)
-    job = _wait(sessions, worker.launch("test_crash", {}, home, sessions), ("done", "failed"))
+    job = wait_for_job(sessions, worker.launch("test_crash", {}, home, sessions), lambda j: j.status in ("done", "failed"))
     assert job.status == "failed" and "boom" in job.message and "RuntimeError" in (job.log or "")
 
 
@@ -71,7 +61,7 @@ def test_killed_worker_is_found_failed_on_next_look(home):
         assert get_job(s, job_id).status == "failed"
     # a fresh job may start again, and runs to the end
     next_id = worker.launch("test_count", {"n": 1}, home, sessions)
-    assert next_id > job_id and _wait(sessions, next_id, ("done", "failed")).status == "done"
+    assert next_id > job_id and wait_for_job(sessions, next_id, lambda j: j.status in ("done", "failed")).status == "done"
 
 
 def _alive(pid):
