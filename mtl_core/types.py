@@ -51,6 +51,8 @@ class TokenPrediction:
 
 TaskPrediction = Union[ClassPrediction, RegressionPrediction, TokenPrediction]
 
+APPLIES_THRESHOLD = 0.5  # a task whose applicability is below this does not apply to the text
+
 
 @dataclass
 class Prediction:
@@ -63,6 +65,12 @@ class Prediction:
     tokens: list[str] = field(default_factory=list)  # word pieces actually seen (with [CLS]/[SEP])
     offsets: list[tuple[int, int]] = field(default_factory=list)  # char span per token; (0, 0) = special
     attentions: np.ndarray | None = None  # (layers, heads, T, T) float32, rows sum to 1
+    applies: dict[str, float] = field(default_factory=dict)  # task -> probability that it applies (absent = unknown)
+
+    def applies_to(self, task: str) -> bool:
+        """False only when the model knows the task does not apply to this text (model/applicability.py)."""
+        p = self.applies.get(task)
+        return p is None or p >= APPLIES_THRESHOLD
 
     @property
     def truncated_at(self) -> int | None:
@@ -79,6 +87,7 @@ class Prediction:
             "n_tokens": self.n_tokens,
             "truncated": self.truncated,
             "truncated_at": self.truncated_at,
+            "applies": dict(self.applies),
         }
         if with_attention and self.attentions is not None:
             out["tokens"] = self.tokens

@@ -6,6 +6,7 @@ Used with `st.markdown(..., unsafe_allow_html=True)` for entity highlighting and
 from __future__ import annotations
 
 import html
+import re
 
 import numpy as np
 
@@ -32,6 +33,16 @@ def review_text_html(text: str, large: bool = False) -> str:
     """A text under review as an escaped block (class `mtl-review-text`: browser tests find it by it)."""
     size = ";font-size:1.1em" if large else ""
     return f'<div class="mtl-review-text" style="white-space:pre-wrap{size}">{esc_text(text)}</div>'
+
+
+GREYED_STYLE = "opacity:.5;filter:grayscale(1)"  # the card of a task that does not apply to the text
+
+
+def greyed_css(keys: list[str]) -> str:
+    """A <style> that greys out the containers with these Streamlit keys (class `st-key-<key>`); a key keeps
+    only letters, digits, `_` and `-`, so nothing else can reach the stylesheet."""
+    selectors = ",".join(f".st-key-{re.sub(r'[^A-Za-z0-9_-]', '', k)}" for k in keys)
+    return f"<style>{esc(selectors)}{{{GREYED_STYLE}}}</style>" if selectors else ""
 
 
 def entity_colors(labels: list[str]) -> dict[str, str]:

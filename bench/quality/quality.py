@@ -86,13 +86,15 @@ def single_task_steps(task_file, prepared, cfg: TrainConfig) -> dict[str, int]:
     return {n: max(20, round(p * cfg.steps)) for n, p in zip(sampler.names, sampler.probs)}
 
 
-def train_single(task_file, prepared, name: str, steps: int, cfg: TrainConfig, tokenizer) -> tuple[dict, float]:
+def train_single(task_file, prepared, name: str, steps: int, cfg: TrainConfig, tokenizer,
+                 model_config: ModelConfig) -> tuple[dict, float]:
+    """One task alone, same architecture (`model_config`: the multi-task checkpoint's) and recipe."""
     from dataclasses import replace
 
     t0 = time.perf_counter()
     set_seed(cfg.seed)
     spec = task_file.by_name(name)
-    model = build_model([spec], ModelConfig())
+    model = build_model([spec], replace(model_config, encoder=""))
     one = type(task_file)(tasks=[spec])
     single_cfg = replace(cfg, steps=steps, eval_every=max(steps // 2, 1), tasks=[name])
     train(model, tokenizer, one, prepared, single_cfg, progress=False)
@@ -122,7 +124,8 @@ def main() -> int:
         steps = single_task_steps(task_file, prepared, cfg)
         print("single-task budgets (steps):", steps)
         for name, n in steps.items():
-            rows["single"][name], rows["single_time"][name] = train_single(task_file, prepared, name, n, cfg, tokenizer)
+            rows["single"][name], rows["single_time"][name] = train_single(task_file, prepared, name, n, cfg, tokenizer,
+                                                                           model.config)
             print(f"  {name}: {n} steps, {rows['single_time'][name]:.0f}s, test {rows['single'][name]['primary']:.3f}")
     table = render(rows, version, steps if not args.skip_single else {}, meta)
     print(table)

@@ -50,11 +50,12 @@ def predict_answers(runner: ModelRunner, spec: TaskSpec, examples: list) -> list
         return []
     feats = featurize(spec, examples, runner.tokenizer, runner.length_for(spec))
     outs = task_outputs(runner.model, spec, feats, runner.pad_id, runner.device)
+    crf = runner.model.crf_scores(spec.name) if spec.kind == "token_classification" else None
     if spec.kind == "classification":
         return [spec.labels[int(o.argmax())] for o in outs]
     if spec.kind == "regression":
         return [round(float(regression_value(spec, float(o[0]))), 4) for o in outs]
-    return [predicted_word_tags(spec, f, o.argmax(-1).tolist(), len(ex.words)) for f, o, ex in zip(feats, outs, examples)]
+    return [predicted_word_tags(spec, f, o, crf=crf, n_words=len(ex.words)) for f, o, ex in zip(feats, outs, examples)]
 
 
 def is_right(kind: str, gold: Any, pred: Any, tolerance: float = REGRESSION_TOLERANCE) -> bool:

@@ -30,8 +30,10 @@ def task_outputs(model: MultiTaskModel, spec: TaskSpec, features: list[Feature],
     out: list = [None] * len(features)
     for idx in sorted_batches(features, batch_size):
         batch = collate([features[i] for i in idx], spec.kind, pad_id)
+        shapes = batch.get("shape_ids")
         logits = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
-                       tasks=[spec.name]).logits[spec.name].float().cpu().numpy()
+                       tasks=[spec.name], shape_ids=None if shapes is None else shapes.to(device),
+                       ).logits[spec.name].float().cpu().numpy()
         for row, i in enumerate(idx):
             out[i] = logits[row]
     return out
@@ -71,6 +73,7 @@ def ner_metrics(gold: list[list[str]], pred: list[list[str]]) -> dict:
 def evaluate_task(runner: ModelRunner, spec: TaskSpec, examples: list) -> dict:
     feats = featurize(spec, examples, runner.tokenizer, runner.length_for(spec))
     outs = task_outputs(runner.model, spec, feats, runner.pad_id, runner.device)
+    crf = runner.model.crf_scores(spec.name) if spec.kind == "token_classification" else None
     if spec.kind == "classification":
         pred = [spec.labels[int(o.argmax())] for o in outs]
         m = classification_metrics(spec, [ex.label for ex in examples], pred)
@@ -78,7 +81,7 @@ def evaluate_task(runner: ModelRunner, spec: TaskSpec, examples: list) -> dict:
         m = regression_metrics([ex.label for ex in examples], [regression_value(spec, float(o[0])) for o in outs])
     else:
         gold = [list(ex.tags) for ex in examples]
-        pred = [predicted_word_tags(spec, f, o.argmax(-1).tolist(), len(g)) for f, o, g in zip(feats, outs, gold)]
+        pred = [predicted_word_tags(spec, f, o, crf=crf, n_words=len(g)) for f, o, g in zip(feats, outs, gold)]
         m = ner_metrics(gold, pred)
     m["n"] = len(examples)
     m["primary"] = m[PRIMARY[spec.kind]]

@@ -7,6 +7,7 @@
     model_config.json   ModelConfig
     train_config.json   how it was trained (optional)
     metrics.json        dev/test metrics (optional)
+    applicability.json  which tasks apply to a text (optional; model/applicability.py)
     checksums.json      SHA-256 of every weights file, written last and checked on load (older checkpoints
                         have none and load unchecked)
 """
@@ -23,6 +24,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoTokenizer
 
+from mtl_core.model.applicability import FILE as APPLICABILITY
+from mtl_core.model.applicability import load_applicability, save_applicability
 from mtl_core.model.edit_memory import memory_from_state
 from mtl_core.model.modeling import ModelConfig, MultiTaskModel, encoder_from_config, load_encoder
 from mtl_core.tasks import TaskFile, TaskFileError, parse_task_file
@@ -61,13 +64,16 @@ def save_checkpoint(
         _write_json(out / "train_config.json", train_config)
     if metrics is not None:
         _write_json(out / "metrics.json", metrics)
+    (out / APPLICABILITY).unlink(missing_ok=True)
+    if getattr(model, "applicability", None) is not None:
+        save_applicability(model.applicability, out)
     _write_json(out / CHECKSUMS, {"sha256": {rel: _sha256(out / rel) for rel in _weight_files(out)}})
     return out
 
 
 def _weight_files(root: Path) -> list[str]:
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
-                  if p.suffix in WEIGHT_SUFFIXES and p.is_file())
+                  if (p.suffix in WEIGHT_SUFFIXES or p.name == APPLICABILITY) and p.is_file())
 
 
 def _sha256(path: Path) -> str:
@@ -129,7 +135,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
     verify_checksums(root)
     try:
         task_file = parse_task_file(_read_json(root / "tasks.json"))
-        config = ModelConfig(**_read_json(root / "model_config.json"))
+        config = ModelConfig(**{"word_shape": 0, **_read_json(root / "model_config.json")})  # older: no shapes
     except (TaskFileError, TypeError, ValueError) as exc:
         raise CheckpointError(f"checkpoint {root}: bad task/model config: {exc}") from None
     try:
@@ -140,6 +146,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
         raise CheckpointError(f"checkpoint {root} is corrupted: {type(exc).__name__}: {exc}") from None
     try:
         model = _assemble(encoder, task_file, config, heads, root)
+        model.applicability = _applicability(root)  # None for checkpoints saved before it: every task applies
         meta = {
             "train_config": _read_json(root / "train_config.json") if (root / "train_config.json").exists() else {},
             "metrics": _read_json(root / "metrics.json") if (root / "metrics.json").exists() else {},
@@ -168,6 +175,13 @@ def _assemble(encoder, task_file: TaskFile, config: ModelConfig, heads: dict, ro
     if missing or unexpected:
         raise CheckpointError(f"checkpoint {root}: heads do not match tasks (missing {missing[:3]}, unexpected {unexpected[:3]})")
     return model
+
+
+def _applicability(root: Path):
+    try:
+        return load_applicability(root)
+    except ValueError as exc:
+        raise CheckpointError(f"checkpoint {root}: {exc}") from None
 
 
 def _private_depth(heads: dict) -> int:

@@ -7,6 +7,7 @@ import re
 import numpy as np
 
 from mtl_core.data.bio import tags_to_spans
+from mtl_core.model.bio_viterbi import viterbi
 from mtl_core.model.encoding import EncodedBatch
 from mtl_core.tasks import TaskSpec
 from mtl_core.types import ClassPrediction, RegressionPrediction, Span, TokenPrediction
@@ -42,17 +43,23 @@ def decode_class(spec: TaskSpec, logits: np.ndarray) -> ClassPrediction:
     )
 
 
-def decode_tokens(spec: TaskSpec, logits: np.ndarray, batch: EncodedBatch, row: int, text: str) -> TokenPrediction:
+def decode_tokens(spec: TaskSpec, logits: np.ndarray, batch: EncodedBatch, row: int, text: str,
+                  crf: dict | None = None) -> TokenPrediction:
+    """Word tags from the first piece of each word, decoded as one valid BIO sequence (`bio_viterbi`);
+    a word's other pieces take its entity (as I-), specials and empty pieces are "O"."""
     n = batch.lengths[row]
     probs = softmax(logits[:n].astype(np.float64))
     names = spec.tag_names
     starts = batch.word_starts(row, text)
+    firsts = [i for i in range(n) if starts[i]]
+    scores = logits[firsts].astype(np.float64) if crf else np.log(np.maximum(probs[firsts], 1e-12))
+    best = dict(zip(firsts, viterbi(scores, names, **(crf or {}))))
     tags, words = [], []  # words: (start, end, tag, prob)
     current = "O"
     for i in range(n):
         s, _ = batch.offsets[row][i]
         if starts[i]:
-            k = int(probs[i].argmax())
+            k = best[i]
             current = names[k]
             words.append((s, _word_end(text, s), current, float(probs[i, k])))
             tags.append(current)
@@ -87,10 +94,10 @@ def bio_to_spans(words: list[tuple[int, int, str, float]], text: str) -> list[Sp
     return spans
 
 
-def decode_task(spec: TaskSpec, logits: np.ndarray, batch: EncodedBatch, row: int, text: str):
+def decode_task(spec: TaskSpec, logits: np.ndarray, batch: EncodedBatch, row: int, text: str, crf: dict | None = None):
     if spec.kind == "classification":
         return decode_class(spec, logits)
     if spec.kind == "regression":
         lo, hi = spec.value_range
         return RegressionPrediction(value=regression_value(spec, float(logits[0])), low=lo, high=hi)
-    return decode_tokens(spec, logits, batch, row, text)
+    return decode_tokens(spec, logits, batch, row, text, crf)

@@ -88,7 +88,8 @@ def representations(runner: ModelRunner, spec: TaskSpec, examples: list, batch_s
     for idx in sorted_batches(feats, batch_size):
         batch = collate([feats[i] for i in idx], spec.kind, pad)
         ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
-        rep, logits = model.represent(ids, mask, spec.name)
+        shapes = batch.get("shape_ids")
+        rep, logits = model.represent(ids, mask, spec.name, None if shapes is None else shapes.to(device))
         rep, logits, labels = rep.float().cpu(), logits.float().cpu(), batch["labels"]
         if spec.kind == "token_classification":
             keep = labels != IGNORE

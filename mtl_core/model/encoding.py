@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from mtl_core.model.word_shape import shape_ids
+
 if TYPE_CHECKING:  # annotations only: no import cost or cycle at run time
     from transformers import PreTrainedTokenizerBase
 
@@ -23,6 +25,7 @@ class EncodedBatch:
     truncated: list[bool]
     tokens: list[list[str]]  # word pieces kept, per row
     offsets: list[list[tuple[int, int]]]  # char span per kept token; (0, 0) for specials
+    shape_ids: torch.Tensor | None = None  # (B, T) word-shape id per token (token heads; word_shape.py)
 
     def word_starts(self, row: int, text: str) -> list[bool]:
         """True for the first word piece of each whitespace-separated word (where token-task labels sit)."""
@@ -48,6 +51,7 @@ def encode_texts(tokenizer: PreTrainedTokenizerBase, texts: list[str], max_lengt
     # one tensor from padded lists: far cheaper than a torch.tensor + slice assignment per row
     input_ids = torch.tensor([r + [pad_id] * (width - len(r)) for r in ids_rows], dtype=torch.long)
     mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in ids_rows], dtype=torch.long)
+    shapes = [shape_ids(text, offs) for text, offs in zip(texts, offset_rows)]
     return EncodedBatch(
         input_ids=input_ids,
         attention_mask=mask,
@@ -56,6 +60,7 @@ def encode_texts(tokenizer: PreTrainedTokenizerBase, texts: list[str], max_lengt
         truncated=cut,
         tokens=token_rows,
         offsets=offset_rows,
+        shape_ids=torch.tensor([r + [0] * (width - len(r)) for r in shapes], dtype=torch.long),
     )
 
 

@@ -6,9 +6,12 @@ import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
+from mtl_core.model.bio_viterbi import log_softmax, viterbi
 from mtl_core.model.decoding import regression_target
+from mtl_core.model.word_shape import shape_ids
 from mtl_core.tasks import TaskSpec
 
 if TYPE_CHECKING:  # annotations only: no import cost or cycle at run time
@@ -23,6 +26,7 @@ class Feature:
     label: int | float | list[int]  # class id, normalised regression target, or per-token tag ids
     word_index: list[int] | None = None  # token tasks: word each piece starts, -1 for none
     soft: float | list | None = None  # distillation target (mtl_core.train.distill), replaces the label's one-hot
+    shape_ids: list[int] | None = None  # token tasks: word-shape id per piece (word_shape.py)
 
 
 def featurize(spec: TaskSpec, examples: list, tokenizer: PreTrainedTokenizerBase, max_length: int) -> list[Feature]:
@@ -46,15 +50,22 @@ def _token_feature(spec: TaskSpec, ex, ids: list[int], offsets) -> Feature:
     start_to_word = {s: w for w, (s, _) in enumerate(ex.word_offsets())}
     word_index = [start_to_word.get(s, -1) if e > s else -1 for s, e in offsets]
     labels = [tag_ids.get(ex.tags[w], 0) if w >= 0 else IGNORE for w in word_index]
-    return Feature(ids, labels, word_index)
+    return Feature(ids, labels, word_index, shape_ids=shape_ids(ex.text, offsets))
 
 
-def predicted_word_tags(spec: TaskSpec, feature: Feature, pred_ids: list[int], n_words: int) -> list[str]:
-    """One predicted tag per word (its first piece's tag); words the model never saw are "O"."""
+def predicted_word_tags(spec: TaskSpec, feature: Feature, logits: np.ndarray, n_words: int,
+                        crf: dict | None = None) -> list[str]:
+    """One tag per word from (T, C) head outputs: the first pieces' scores decoded as one valid BIO
+    sequence (`bio_viterbi`); words the model never saw (truncated) are "O"."""
     tags = ["O"] * n_words
-    for piece, word in enumerate(feature.word_index or []):
-        if word >= 0:
-            tags[word] = spec.tag_names[pred_ids[piece]]
+    pieces = [(p, w) for p, w in enumerate(feature.word_index or []) if 0 <= w < n_words]
+    if not pieces:
+        return tags
+    scores = logits[[p for p, _ in pieces]].astype(np.float64)
+    if not crf:
+        scores = log_softmax(scores)
+    for (_, word), k in zip(pieces, viterbi(scores, spec.tag_names, **(crf or {}))):
+        tags[word] = spec.tag_names[k]
     return tags
 
 
@@ -65,15 +76,21 @@ def collate(features: list[Feature], kind: str, pad_id: int) -> dict[str, torch.
     for i, f in enumerate(features):
         ids[i, : len(f.input_ids)] = torch.tensor(f.input_ids)
         mask[i, : len(f.input_ids)] = 1
+    out = {"input_ids": ids, "attention_mask": mask}
     if kind == "token_classification":
         labels = torch.full((len(features), width), IGNORE, dtype=torch.long)
+        shapes = torch.zeros((len(features), width), dtype=torch.long)
         for i, f in enumerate(features):
             labels[i, : len(f.label)] = torch.tensor(f.label)
+            if f.shape_ids:
+                shapes[i, : len(f.shape_ids)] = torch.tensor(f.shape_ids)
+        out["shape_ids"] = shapes
     elif kind == "regression":
         labels = torch.tensor([f.label for f in features], dtype=torch.float)
     else:
         labels = torch.tensor([f.label for f in features], dtype=torch.long)
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    out["labels"] = labels
+    return out
 
 
 def bucketed_batches(features: list[Feature], batch_size: int, rng: random.Random, chunk: int = 50) -> list[list[int]]:

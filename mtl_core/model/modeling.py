@@ -14,7 +14,9 @@ from torch import nn
 from transformers import AutoConfig, AutoModel
 from transformers.masking_utils import create_bidirectional_mask
 
+from mtl_core.model.crf import crf_scores, make_crf
 from mtl_core.model.fused_heads import FusedHeadCache
+from mtl_core.model.word_shape import N_SHAPES
 from mtl_core.tasks import TaskSpec
 
 POOLINGS = ("mean", "cls")
@@ -29,6 +31,9 @@ class ModelConfig:
     shared_layers: int | None = None  # None = every layer shared; K = lower K shared, upper layers per task
     dropout: float = 0.1  # head dropout
     max_length: int = 128  # tokens the model reads per text (longer text is truncated and reported)
+    word_shape: int = 16  # token heads: size of the word-shape embedding (case, digits, @, #, URL; see
+    # word_shape.py) joined to the encoder state; 0 = none (checkpoints saved before it load with 0)
+    crf: bool = False  # token heads: a CRF over word tags (crf.py; needs pytorch-crf)
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:
@@ -37,6 +42,8 @@ class ModelConfig:
             raise ValueError("ModelConfig.shared_layers: must be >= 1 (or None for full sharing)")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError("ModelConfig.dropout: must be in [0, 1)")
+        if not 0 <= self.word_shape <= 256:
+            raise ValueError("ModelConfig.word_shape: must be between 0 and 256")
         if not 8 <= self.max_length <= 8192:
             raise ValueError("ModelConfig.max_length: must be between 8 and 8192")
 
@@ -85,13 +92,20 @@ class SentenceHead(nn.Module):
 
 
 class TokenHead(nn.Module):
-    """Token states -> BIO tag logits."""
+    """Token states (+ the word-shape embedding of each piece's word) -> BIO tag logits."""
 
-    def __init__(self, hidden: int, n_out: int, dropout: float):
+    def __init__(self, hidden: int, n_out: int, dropout: float, shape_dim: int = 0, crf: bool = False):
         super().__init__()
-        self.net = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, n_out))
+        self.shape = nn.Embedding(N_SHAPES, shape_dim) if shape_dim else None
+        self.net = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden + shape_dim, n_out))
+        self.crf = make_crf(n_out) if crf else None  # logits are then the CRF's emissions
 
-    def forward(self, states: torch.Tensor) -> torch.Tensor:  # (B, T, H) -> (B, T, n_out)
+    def forward(self, states: torch.Tensor, shape_ids: torch.Tensor | None = None) -> torch.Tensor:
+        # (B, T, H), shape ids (B, T) -> (B, T, n_out); no shape ids = "no word" (id 0) everywhere
+        if self.shape is not None:
+            if shape_ids is None:
+                shape_ids = torch.zeros(states.shape[:2], dtype=torch.long, device=states.device)
+            states = torch.cat([states, self.shape(shape_ids).to(states.dtype)], dim=-1)
         return self.net(states)
 
 
@@ -107,6 +121,8 @@ def pool(states: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
 class MultiTaskOutput:
     logits: dict[str, torch.Tensor]  # task -> (B, C) | (B, 1) | (B, T, C)
     attentions: tuple[torch.Tensor, ...] | None  # per shared layer: (B, A, T, T)
+    pooled: torch.Tensor | None = None  # (B, H) the shared encoder's pooled output (task applicability)
+    hidden_states: tuple[torch.Tensor, ...] | None = None  # shared encoder: embeddings + each layer (B, T, H)
 
 
 class MultiTaskModel(nn.Module):
@@ -130,8 +146,10 @@ class MultiTaskModel(nn.Module):
         self.memory = nn.ModuleDict()  # task -> edit_memory.EditMemory (set by fine-tuning rounds)
         self.heads = nn.ModuleDict()
         for t in tasks:
-            cls = TokenHead if t.kind == "token_classification" else SentenceHead
-            self.heads[t.name] = cls(hidden, t.n_outputs, config.dropout)
+            if t.kind == "token_classification":
+                self.heads[t.name] = TokenHead(hidden, t.n_outputs, config.dropout, config.word_shape, config.crf)
+            else:
+                self.heads[t.name] = SentenceHead(hidden, t.n_outputs, config.dropout)
         self._fused = FusedHeadCache()  # inference only; not part of the state dict
 
     def train(self, mode: bool = True):
@@ -150,6 +168,10 @@ class MultiTaskModel(nn.Module):
     def task_names(self) -> list[str]:
         return list(self.tasks)
 
+    def crf_scores(self, name: str) -> dict | None:
+        """A token head's learnt CRF scores as `bio_viterbi.viterbi` keyword arguments; None without a CRF."""
+        return crf_scores(getattr(self.heads[name], "crf", None))
+
     def set_attention(self, eager: bool) -> None:
         """Eager attention returns weights (explain path); SDPA is faster when none are needed."""
         impl = "eager" if eager else "sdpa"
@@ -166,6 +188,8 @@ class MultiTaskModel(nn.Module):
         inputs_embeds: torch.Tensor | None = None,  # (B, T, H), used by gradient saliency
         output_attentions: bool = False,
         tasks: list[str] | None = None,
+        shape_ids: torch.Tensor | None = None,  # (B, T) word-shape id per piece, for token heads
+        output_hidden_states: bool = False,  # keep every shared layer's states (task applicability)
     ) -> MultiTaskOutput:
         if output_attentions:
             self.set_attention(eager=True)
@@ -174,43 +198,54 @@ class MultiTaskModel(nn.Module):
             attention_mask=attention_mask,
             inputs_embeds=inputs_embeds,
             output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
             return_dict=True,
         )
         states = out.last_hidden_state
         if attention_mask is None:
             attention_mask = torch.ones(states.shape[:2], dtype=torch.long, device=states.device)
-        logits = self._heads(tasks or self.task_names, states, attention_mask)
-        return MultiTaskOutput(logits=logits, attentions=out.attentions if output_attentions else None)
+        logits = self._heads(tasks or self.task_names, states, attention_mask, shape_ids)
+        return MultiTaskOutput(logits=logits, attentions=out.attentions if output_attentions else None,
+                               pooled=pool(states, attention_mask, self.config.pooling),
+                               hidden_states=out.hidden_states if output_hidden_states else None)
 
-    def represent(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, task: str):
+    def represent(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, task: str,
+                  shape_ids: torch.Tensor | None = None):
         """-> (the task head's input: (B, H) pooled or (B, T, H) token states, the head's logits without memory)."""
         states = self.encoder(input_ids=input_ids, attention_mask=attention_mask, return_dict=True).last_hidden_state
         rep = self._head_input(task, states, attention_mask)
-        return rep, self.heads[task](rep)
+        return rep, self._run_head(task, rep, shape_ids)
 
-    def _heads(self, names: list[str], states: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _run_head(self, name: str, rep: torch.Tensor, shape_ids: torch.Tensor | None) -> torch.Tensor:
+        if self.tasks[name].kind == "token_classification":
+            return self.heads[name](rep, shape_ids)
+        return self.heads[name](rep)
+
+    def _heads(self, names: list[str], states: torch.Tensor, mask: torch.Tensor,
+               shape_ids: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         sentence = tuple(n for n in names if self.tasks[n].kind != "token_classification")
         heads = None
         if not (self.training or torch.is_grad_enabled() or len(self.private) or _tracing()):
             heads = self._fused.get(self.heads, sentence)
         if heads is None:
-            return {name: self._head(name, states, mask) for name in names}
+            return {name: self._head(name, states, mask, shape_ids) for name in names}
         # Inference: pool once and run every sentence head in two GEMMs (see fused_heads.py).
         pooled = pool(states, mask, self.config.pooling)
         fused = heads(pooled)
         logits = {}
         for name in names:
             if name not in fused:
-                logits[name] = self._head(name, states, mask)
+                logits[name] = self._head(name, states, mask, shape_ids)
             elif name in self.memory:
                 logits[name] = self.memory[name](pooled, fused[name])
             else:
                 logits[name] = fused[name]
         return logits
 
-    def _head(self, name: str, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def _head(self, name: str, states: torch.Tensor, mask: torch.Tensor,
+              shape_ids: torch.Tensor | None = None) -> torch.Tensor:
         rep = self._head_input(name, states, mask)
-        logits = self.heads[name](rep)
+        logits = self._run_head(name, rep, shape_ids)
         if name in self.memory:
             logits = self.memory[name](rep, logits)
         return logits

@@ -64,9 +64,12 @@ def normalised_entropy(probs: Mapping[str, float]) -> float:
 
 
 def uncertainty(pred: Prediction, index: int) -> list[Candidate]:
-    """Classification: small margin / high entropy. NER: the least confident span."""
+    """Classification: small margin / high entropy. NER: the least confident span. Not for a task that does
+    not apply to the text (`Prediction.applies_to`): its doubt says nothing about the text."""
     out = []
     for task, answer in pred.tasks.items():
+        if not pred.applies_to(task):
+            continue
         if isinstance(answer, ClassPrediction):
             score = 0.5 * (1.0 - answer.margin) + 0.5 * normalised_entropy(answer.probs)
             ranked = sorted(answer.probs.items(), key=lambda kv: -kv[1])
@@ -218,10 +221,12 @@ def confidence(answer: TaskPrediction) -> float | None:
 
 def worth_a_look(pred: Prediction, candidates: Sequence[Candidate], unsure_below: float) -> list[Candidate]:
     """The candidates that deserve a human look: an "uncertain" one only when the model's confidence is
-    below `unsure_below` (a confident answer is no doubt, whatever its small uncertainty score); every
-    other reason (a broken rule, a disagreement) always."""
+    below `unsure_below` (a confident answer is no doubt, whatever its small uncertainty score) and the task
+    applies to the text; every other reason (a broken rule, a disagreement) always."""
     out = []
     for c in candidates:
+        if c.reason == "uncertain" and c.task is not None and not pred.applies_to(c.task):
+            continue
         sure = confidence(pred.tasks[c.task]) if c.reason == "uncertain" and c.task in pred.tasks else None
         if sure is None or sure < unsure_below:
             out.append(c)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from mtl_core.data import prepare_all
 from mtl_core.eval.compare import answers_for, cached_answers, compare_answers, store_answers
+from mtl_core.model.applicability_fit import fit_applicability, train_texts
 from mtl_core.model.checkpoint import load_checkpoint, save_checkpoint
 from mtl_core.model.edit_memory import attach_round_memory
 from mtl_core.model.registry import Registry
@@ -34,6 +35,8 @@ from mtl_core.workspace import data_cache_dir
 
 if TYPE_CHECKING:  # annotations only: no import cost or cycle at run time
     from mtl_core.model.modeling import MultiTaskModel
+
+ROUND_FIT_TEXTS = 200  # training texts per task for refitting applicability after a round
 
 __all__ = ["STRATEGIES", "RoundConfig", "RoundResult", "run_round", "train_round_job"]
 
@@ -69,6 +72,7 @@ class _Round:
     data_seed: int
     data: RoundData
     test_sets: dict[str, list]
+    train_texts: dict[str, list[str]] = field(default_factory=dict)  # refits applicability after training
     answers: dict[str, dict] = field(default_factory=dict)  # "old_test", "old_corr", "weights_corr", ...
     memory: dict = field(default_factory=dict)  # task -> edit-memory stats
     result: TrainResult | None = None
@@ -131,7 +135,7 @@ def _load(home, base_version: str | None, cfg: RoundConfig, sessions: Sessions |
     test_sets = {n: prepared[n]["test"] for n in model.tasks if prepared.get(n, {}).get("test")}
     runner = ModelRunner.of(model, tokenizer, cfg.device)
     model.set_attention(eager=False)  # SDPA: no attention weights needed, faster
-    return _Round(cfg, reg, base, runner, task_file, data_seed, data, test_sets)
+    return _Round(cfg, reg, base, runner, task_file, data_seed, data, test_sets, train_texts(prepared))
 
 
 def _answer_old(r: _Round, reporter: Reporter) -> None:
@@ -206,6 +210,10 @@ def _save(r: _Round, comparison: dict, note: str, reporter: Reporter) -> str:
                     "parent": r.base}
     staging = r.reg.staging_dir("round")
     n_corr = len(data.correction_ids)
+    # the encoder moved: the base's applicability no longer fits its representation (fewer texts than after
+    # training: a round has a 120 s budget; ~10 s on 2 CPU cores)
+    r.runner.model.applicability = fit_applicability(r.runner.model, r.runner.tokenizer, r.train_texts,
+                                                     n=ROUND_FIT_TEXTS, seed=r.data_seed)
     try:
         save_checkpoint(r.runner.model.cpu(), r.runner.tokenizer, r.task_file, staging,
                         train_config=train_config, metrics=metrics)

@@ -58,6 +58,7 @@ def detail(task_pred) -> Any:
 
 CONFIDENCE = "_confidence"  # suffix of a task's confidence column in the table
 CONFIDENT_KINDS = ("classification", "token_classification")  # regression has no confidence
+APPLIES = "_applies"  # suffix of a task's applicability column: probability that the task applies, empty = unknown
 FIXED = ("row", "text", "truncated")
 
 
@@ -70,17 +71,25 @@ def confidence_cell(task_pred) -> float | None:
     return None
 
 
+def applies_cell(pred: Prediction, task: str) -> float | None:
+    """Probability that `task` applies to the text (model/applicability.py); None when the model cannot tell."""
+    p = pred.applies.get(task)
+    return None if p is None else round(float(p), 4)
+
+
 def id_header(id_name: str) -> str:
     """The input's id column as named in the results (prefixed only if it would clash with ours)."""
     return f"input_{id_name}" if id_name in FIXED else id_name
 
 
 def columns(task_kinds: dict[str, str], id_name: str | None = None) -> list[str]:
-    """The table's columns: the input's id (if any), row, text, each task (+ its confidence), truncated."""
+    """The table's columns: the input's id (if any), row, text, each task (+ its confidence, + whether it
+    applies), truncated."""
     out = [id_header(id_name)] if id_name else []
     out += ["row", "text"]
     for name, kind in task_kinds.items():
         out += [name, name + CONFIDENCE] if kind in CONFIDENT_KINDS else [name]
+        out.append(name + APPLIES)
     return out + ["truncated"]
 
 
@@ -96,6 +105,7 @@ def table_record(row: int, pred: Prediction, task_names: list[str], ident: Any =
         rec[name] = summarize(pred.tasks[name])
         if not isinstance(pred.tasks[name], RegressionPrediction):
             rec[name + CONFIDENCE] = confidence_cell(pred.tasks[name])
+        rec[name + APPLIES] = applies_cell(pred, name)
     rec["truncated"] = pred.truncated
     return rec
 
@@ -103,7 +113,8 @@ def table_record(row: int, pred: Prediction, task_names: list[str], ident: Any =
 def json_record(row: int, pred: Prediction, ident: Any = None, id_name: str | None = None) -> dict:
     head = {id_header(id_name): ident} if id_name else {}
     return {**head, "row": row, "text": pred.text, "truncated": pred.truncated,
-            **{name: detail(p) for name, p in pred.tasks.items()}}
+            **{name: detail(p) for name, p in pred.tasks.items()},
+            "applies": {name: applies_cell(pred, name) for name in pred.tasks}}
 
 
 # ---------------------------------------------------------------- files in the workspace

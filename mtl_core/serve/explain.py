@@ -68,23 +68,24 @@ def saliency(predictor: Predictor, text: str, task: str, target: str | None = No
         batch = predictor.encode([text])
         ids = batch.input_ids.to(predictor.device)
         mask = batch.attention_mask.to(predictor.device)
+        shapes = batch.shape_ids.to(predictor.device) if batch.shape_ids is not None else None  # (1, T)
         word_starts = batch.word_starts(0, text)
         embed = predictor.model.encoder.get_input_embeddings()
         x = embed(ids).detach()  # (1, T, H)
         if method == "grad_x_input":
-            scores, out, label = _grad_x_input(predictor.model, spec, x, mask, word_starts, target)
+            scores, out, label = _grad_x_input(predictor.model, spec, x, mask, word_starts, target, shapes)
             base_out = None
         else:
             baseline = _baseline(predictor, embed, ids, batch.offsets[0])
             scores, out, base_out, label = _integrated(predictor.model, spec, x, baseline, mask, word_starts,
-                                                       target, steps)
+                                                       target, steps, shapes)
     return Saliency(tokens=list(batch.tokens[0]), scores=scores, task=task, target=label, method=method,
                     output=out, baseline_output=base_out)
 
 
-def _grad_x_input(model: MultiTaskModel, spec, x, mask, word_starts, target):
+def _grad_x_input(model: MultiTaskModel, spec, x, mask, word_starts, target, shapes=None):
     x = x.requires_grad_(True)
-    raw = model(attention_mask=mask, inputs_embeds=x, tasks=[spec.name]).logits[spec.name]
+    raw = model(attention_mask=mask, inputs_embeds=x, tasks=[spec.name], shape_ids=shapes).logits[spec.name]
     select, label = _target_selector(spec, raw[0].detach(), word_starts, target)
     f = select(raw)  # (1,)
     (grad,) = torch.autograd.grad(f.sum(), x)
@@ -92,14 +93,15 @@ def _grad_x_input(model: MultiTaskModel, spec, x, mask, word_starts, target):
     return scores.detach().float().cpu().numpy(), float(f[0].detach()), label
 
 
-def _integrated(model: MultiTaskModel, spec, x, baseline, mask, word_starts, target, steps):
+def _integrated(model: MultiTaskModel, spec, x, baseline, mask, word_starts, target, steps, shapes=None):
     """Midpoint Riemann sum of the gradient along baseline -> x, every step (plus x and the baseline,
     for the target choice and the completeness check) in one batched forward."""
     alphas = (torch.arange(steps, dtype=x.dtype, device=x.device) + 0.5) / steps
     path = baseline + alphas.view(-1, 1, 1) * (x - baseline)  # (S, T, H)
     inputs = torch.cat([path, x, baseline], dim=0).detach().requires_grad_(True)
+    shapes = None if shapes is None else shapes.expand(inputs.shape[0], -1)
     raw = model(attention_mask=mask.expand(inputs.shape[0], -1), inputs_embeds=inputs,
-                tasks=[spec.name]).logits[spec.name]
+                tasks=[spec.name], shape_ids=shapes).logits[spec.name]
     select, label = _target_selector(spec, raw[steps].detach(), word_starts, target)
     f = select(raw)  # (S + 2,)
     (grad,) = torch.autograd.grad(f[:steps].sum(), inputs)

@@ -45,16 +45,24 @@ class ExportError(RuntimeError):
 
 
 class AllHeads(nn.Module):
-    """(input_ids, attention_mask) -> tuple of every task's head output, in task order."""
+    """(input_ids, attention_mask[, shape_ids]) -> tuple of every task's head output, in task order.
+
+    `shape_ids` (B, T) is an input only when a token head reads word shapes (`inputs`)."""
 
     def __init__(self, model: MultiTaskModel):
         super().__init__()
         self.model = model
         self.names = list(model.task_names)
+        self.inputs = ["input_ids", "attention_mask"] + (["shape_ids"] if uses_shapes(model) else [])
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        out = self.model(input_ids=input_ids, attention_mask=attention_mask)
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                shape_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, shape_ids=shape_ids)
         return tuple(out.logits[n] for n in self.names)
+
+
+def uses_shapes(model: MultiTaskModel) -> bool:
+    return model.config.word_shape > 0 and any(t.kind == "token_classification" for t in model.tasks.values())
 
 
 def _require(module: str) -> None:
@@ -73,7 +81,8 @@ def export_onnx(model: MultiTaskModel, path: str | Path, opset: int = 18) -> Pat
     model = model.cpu().eval()
     model.set_attention(eager=False)
     wrapper = AllHeads(model).eval()
-    example = (torch.tensor([[101, 7592, 2088, 102], [101, 7592, 102, 0]]), torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]]))
+    example = (torch.tensor([[101, 7592, 2088, 102], [101, 7592, 102, 0]]), torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]]),
+               torch.tensor([[0, 65, 1, 0], [0, 65, 0, 0]]))[: len(wrapper.inputs)]
     batch, seq = torch.export.Dim("batch", min=1), torch.export.Dim("sequence", min=2, max=8192)
     for name in ("torch.onnx", "onnxscript", "onnx_ir"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -81,8 +90,8 @@ def export_onnx(model: MultiTaskModel, path: str | Path, opset: int = 18) -> Pat
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
             wrapper, example, dynamo=True, opset_version=opset, verbose=False,
-            input_names=["input_ids", "attention_mask"], output_names=wrapper.names,
-            dynamic_shapes={"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}},
+            input_names=wrapper.inputs, output_names=wrapper.names,
+            dynamic_shapes={name: {0: batch, 1: seq} for name in wrapper.inputs},
         )
     program.save(str(path))  # weights inside the one file (MiniLM fp32 is ~90 MB, under protobuf's 2 GB)
     return path
@@ -102,9 +111,11 @@ def onnx_session(path: str | Path, threads: int | None = None):
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 
 
-def onnx_outputs(session, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, np.ndarray]:
+def onnx_outputs(session, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                 shape_ids: torch.Tensor | None = None) -> dict[str, np.ndarray]:
     names = [o.name for o in session.get_outputs()]
-    feeds = {"input_ids": input_ids.numpy().astype(np.int64), "attention_mask": attention_mask.numpy().astype(np.int64)}
+    given = {"input_ids": input_ids, "attention_mask": attention_mask, "shape_ids": shape_ids}
+    feeds = {i.name: given[i.name].numpy().astype(np.int64) for i in session.get_inputs()}
     return dict(zip(names, session.run(names, feeds)))
 
 
@@ -115,8 +126,8 @@ def max_difference(model: MultiTaskModel, session, tokenizer: PreTrainedTokenize
 
     model.set_attention(eager=False)
     batch = encode_texts(tokenizer, texts, max_length)
-    torch_out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-    ort_out = onnx_outputs(session, batch.input_ids, batch.attention_mask)
+    torch_out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, shape_ids=batch.shape_ids).logits
+    ort_out = onnx_outputs(session, batch.input_ids, batch.attention_mask, batch.shape_ids)
     mask = batch.attention_mask.bool().numpy()
     diffs = {}
     for name, t in torch_out.items():
@@ -150,7 +161,7 @@ def export_model(model: MultiTaskModel, tokenizer: PreTrainedTokenizerBase, task
     (out_dir / "tasks.json").write_text(json.dumps(task_file.to_dict(), indent=2), encoding="utf-8")
     outputs = {n: _describe(model.tasks[n]) for n in model.task_names}
     (out_dir / "outputs.json").write_text(json.dumps(
-        {"version": version, "inputs": ["input_ids", "attention_mask"], "outputs": outputs,
+        {"version": version, "inputs": AllHeads(model).inputs, "outputs": outputs,
          "max_length": model.config.max_length}, indent=2), encoding="utf-8")
     diffs = max_difference(model, onnx_session(path), tokenizer, check_texts or CHECK_TEXTS, model.config.max_length)
     worst = max(diffs.values())

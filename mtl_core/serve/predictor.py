@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from mtl_core.model.applicability import pieces, represent
 from mtl_core.model.checkpoint import load_checkpoint
 from mtl_core.model.decoding import decode_task
 from mtl_core.model.device import device_name, pick_device
@@ -68,7 +69,9 @@ class Predictor:
         ids = batch.input_ids.to(self.device)
         mask = batch.attention_mask.to(self.device)
         with _autocast(self.device):
-            out = self.model(input_ids=ids, attention_mask=mask, output_attentions=with_attention)
+            out = self.model(input_ids=ids, attention_mask=mask, output_attentions=with_attention,
+                             shape_ids=_on(batch.shape_ids, self.device),
+                             output_hidden_states=_wants_states(self.model))
         return out
 
     def predict(self, texts: list[str] | str, with_attention: bool = False, batch_size: int = 64) -> list[Prediction]:
@@ -109,19 +112,41 @@ class Predictor:
         out = self.logits(batch, with_attention)
         logits = {name: t.float().cpu().numpy() for name, t in out.logits.items()}
         attn = _stack_attention(out.attentions) if with_attention else None
+        crf = {name: self.model.crf_scores(name) for name in self.task_names
+               if self.model.tasks[name].kind == "token_classification"}
+        answers = [{name: decode_task(self.model.tasks[name], logits[name][row], batch, row, text, crf.get(name))
+                    for name in self.task_names} for row, text in enumerate(texts)]
+        applies = _applicability(self.model, out, batch, texts, answers)
         preds = []
-        for row, text in enumerate(texts):
+        for row, (text, tasks) in enumerate(zip(texts, answers)):
             n = batch.lengths[row]
-            tasks = {
-                name: decode_task(self.model.tasks[name], logits[name][row], batch, row, text)
-                for name in self.task_names
-            }
             preds.append(Prediction(
                 text=text, tasks=tasks, n_tokens=batch.full_lengths[row], truncated=batch.truncated[row],
                 tokens=batch.tokens[row], offsets=batch.offsets[row],
-                attentions=None if attn is None else attn[row, :, :, :n, :n].copy(),
+                attentions=None if attn is None else attn[row, :, :, :n, :n].copy(), applies=applies[row],
             ))
         return preds
+
+
+def _on(t: torch.Tensor | None, device) -> torch.Tensor | None:
+    return None if t is None else t.to(device)
+
+
+def _wants_states(model) -> bool:
+    """Keep every shared layer's states when the model's applicability pools some (no second forward)."""
+    return bool(getattr(getattr(model, "applicability", None), "layers", None))
+
+
+def _applicability(model, out, batch: EncodedBatch, texts: list[str], answers: list[dict]) -> list[dict[str, float]]:
+    """Per text, task -> probability that it applies, from the same forward's states and input word pieces
+    (model/applicability.py); empty dicts (unknown) for a model without applicability."""
+    fitted = getattr(model, "applicability", None)
+    if fitted is None:
+        return [{} for _ in texts]
+    rep = represent(getattr(out, "hidden_states", None), getattr(out, "pooled", None), batch.attention_mask,
+                    fitted.layers)
+    ids = pieces(batch.input_ids, batch.attention_mask) if fitted.buckets else None
+    return fitted.score(rep, texts, answers, ids)
 
 
 def _check_texts(texts) -> None:

@@ -35,7 +35,9 @@ def attach_teacher_targets(model: MultiTaskModel, task: str, kind: str, feats: l
     for idx in sorted_batches(chosen, batch_size):
         group = [chosen[i] for i in idx]
         batch = collate(group, kind, pad_id)
+        shapes = batch.get("shape_ids")
         logits = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
+                       shape_ids=None if shapes is None else shapes.to(device),
                        tasks=[task]).logits[task].float().cpu()
         for f, out in zip(group, logits):
             f.soft = _blended_target(kind, f, out, blend, n_labels)

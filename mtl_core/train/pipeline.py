@@ -11,6 +11,7 @@ from transformers import AutoTokenizer
 from mtl_core.data import prepare_all
 from mtl_core.eval.compare import answers_for, evaluation_from_answers, store_answers
 from mtl_core.eval.metrics import evaluate, headline
+from mtl_core.model.applicability_fit import fit_applicability, train_texts
 from mtl_core.model.checkpoint import save_checkpoint
 from mtl_core.model.device import pick_device
 from mtl_core.model.modeling import ModelConfig, build_model, default_encoder_dir
@@ -76,6 +77,9 @@ def train_new_version(
     report = _report(result, dev, test, train_config, {"data": t_data, "load_model": t_load, "final_eval": t_eval})
     reg = Registry(home)
     staging = reg.staging_dir("train")
+    t2 = time.perf_counter()
+    model.applicability = fit_applicability(model, tokenizer, train_texts(prepared), seed=train_config.seed)
+    report["timings"]["applicability"] = time.perf_counter() - t2
     t2 = time.perf_counter()
     save_checkpoint(model.cpu(), tokenizer, task_file, staging, train_config=asdict(train_config), metrics=report)
     report["timings"]["save"] = time.perf_counter() - t2

@@ -98,6 +98,35 @@ def test_predict_shows_every_task(workspace):
     assert "v0001" in captions and "ms" in captions and "CPU" in captions
 
 
+def test_a_task_that_does_not_apply_is_greyed_and_still_expandable(empty_workspace, tiny_checkpoint, tmp_path):
+    """The model says topic does not apply (p=0.0067): its card is greyed out, says so, and keeps its answer
+    in a collapsed expander; every other task renders as before."""
+    from tests.helpers.applicability import checkpoint_where
+
+    register_copy(empty_workspace, checkpoint_where(tiny_checkpoint, tmp_path / "ck", "topic"))
+    at = _predict(_app(), "Tom Hanks visited London and loved the new Apple store.")
+    assert not at.exception
+    captions = [c.value for c in at.caption]
+    assert [c for c in captions if "not applicable" in c] == ["not applicable here (p=0.01)"]
+    style = [m for m in _markdown(at) if m.startswith("<style>")]
+    assert len(style) == 1 and ".st-key-card_topic{" in style[0] and "opacity:.5" in style[0]
+    assert "card_sentiment" not in style[0]
+    [answer] = [e for e in at.expander if e.label == "Answer anyway"]
+    inside = [m.value for m in answer.markdown]
+    assert any(m.startswith("### ") for m in inside)  # the topic's label, still there
+    assert not any(m.startswith("**Topic**") for m in inside)  # the title stays outside, above it
+    assert any(m.startswith("**Topic**") for m in _markdown(at))
+    for title in ("**Sentiment**", "**Question type**", "**Spam**"):
+        assert any(m.startswith(title) for m in _markdown(at)), title
+
+
+def test_without_applicability_every_task_applies(workspace):
+    at = _predict(_app(), "Tom Hanks visited London and loved the new Apple store.")
+    assert not any("not applicable" in c.value for c in at.caption)
+    assert not any(m.startswith("<style>") for m in _markdown(at))
+    assert "Answer anyway" not in [e.label for e in at.expander]
+
+
 def test_selectors_do_not_rerun_the_forward(workspace, forward_calls):
     at = _explain(_predict(_app(), "Is this the best pizza in Naples?"))
     assert len(forward_calls) == 1
@@ -373,7 +402,7 @@ def test_batch_service_predicts_all_tasks(tiny_predictor):
     assert [p.text for p in preds] == texts  # input order kept despite length sorting
     assert seen == [(64, 80), (80, 80)]
     table = batch.result_table(rows, preds, task_kinds(tiny_predictor))
-    assert list(table.columns) == ["row", "text", *(c for t in TASKS for c in (t, f"{t}_confidence")
+    assert list(table.columns) == ["row", "text", *(c for t in TASKS for c in (t, f"{t}_confidence", f"{t}_applies")
                                                      if c != "sentiment_score_confidence"), "truncated"]
     assert len(table) == 80
     assert isinstance(table["sentiment_score"][0], float)

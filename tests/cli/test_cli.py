@@ -66,3 +66,12 @@ def test_prepare_data_prints_counts_table(tmp_path):
 def test_versions_marks_active(tiny_home, capsys):
     assert main(["--home", str(tiny_home), "versions"]) == 0
     assert capsys.readouterr().out.startswith("* v0001")
+
+
+def test_train_flags_reach_the_model_config():
+    from mtl_core.cli.main import _parser, _pick
+    from mtl_core.model.modeling import ModelConfig
+
+    args = _parser().parse_args(["train", "--word-shape", "0", "--crf", "true"])
+    assert ModelConfig(**_pick(ModelConfig, args)) == ModelConfig(word_shape=0, crf=True)
+    assert ModelConfig(**_pick(ModelConfig, _parser().parse_args(["train"]))).word_shape == 16  # default on

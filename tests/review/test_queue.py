@@ -14,6 +14,7 @@ from mtl_core.review.queue import (
     score_pool,
     uncertainty,
     version_vs_version,
+    worth_a_look,
 )
 from mtl_core.tasks import ContradictionRule, TaskFile, TaskSpec
 from mtl_core.types import ClassPrediction, Prediction, RegressionPrediction, Span, TokenPrediction
@@ -60,6 +61,26 @@ def test_contradiction_outranks_confident_agreement():
     assert found[0].score > 0.7
     assert not contradictions(agree, 0, TASKS)
     assert max(c.score for c in found if c.index == 0) < 0.2
+
+
+def test_no_uncertainty_for_a_task_that_does_not_apply():
+    """A tweet's unsure sentiment is queued; a news text's (sentiment does not apply, p=0.1) is not."""
+    spans = [Span(0, 3, "person", "Bob", 0.41)]
+    tweet = pred("Bob hated it??", 0.52, 0.1, spans)
+    tweet.applies.update({"sentiment": 0.8, "ner": 1.0})
+    news = pred("Bob reported the figures.", 0.52, 0.1, spans)
+    news.applies.update({"sentiment": 0.1, "ner": 1.0})
+    assert {c.task for c in uncertainty(tweet, 0)} == {"sentiment", "ner"}
+    assert {c.task for c in uncertainty(news, 1)} == {"ner"}
+    # candidates made elsewhere (e.g. before applicability existed) are dropped when the look is decided
+    old = uncertainty(pred("Bob reported the figures.", 0.52, 0.1, spans), 1)
+    assert {c.task for c in worth_a_look(news, old, unsure_below=0.9)} == {"ner"}
+    assert {c.task for c in worth_a_look(tweet, old, unsure_below=0.9)} == {"sentiment", "ner"}
+    # only doubt is dropped: a broken rule on a non-applicable task still deserves a look
+    clash = pred("Bob reported the figures.", 0.91, -2.1)
+    clash.applies.update({"sentiment": 0.1})
+    found = candidates_for(clash, 2, TASKS)
+    assert [c.reason for c in worth_a_look(clash, found, unsure_below=0.9)] == ["contradiction"]
 
 
 def test_contradiction_scales_with_both_sides():

@@ -160,6 +160,10 @@ def test_lora_and_freeze_save_a_plain_loadable_checkpoint(ws, strategy):
     assert b"lora" not in keys and b"base_layer" not in keys
     model, *_ = load_checkpoint(path)
     assert type(model.encoder).__name__ == "BertModel"
+    # applicability refitted on the moved encoder: another representation, other standardisation
+    assert model.applicability is not None and set(model.applicability.rules) == set(model.tasks)
+    assert model.applicability.mean != before.applicability.mean
+    assert max(model.applicability.fitted["texts"].values()) <= 200  # the round's smaller sample
     old, new = before.encoder.state_dict(), model.encoder.state_dict()
     layer0 = "encoder.layer.0.attention.self.query.weight"
     layer1 = "encoder.layer.1.attention.self.query.weight"

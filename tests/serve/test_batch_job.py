@@ -15,8 +15,8 @@ from mtl_core.serve import batch as batch_job
 from mtl_core.store import create_job, get_job
 
 TASKS = ["sentiment", "sentiment_score", "topic", "question_type", "spam", "ner"]
-# every task's answer, and its confidence for all but the regression task
-COLUMNS = [c for t in TASKS for c in (t, f"{t}_confidence") if c != "sentiment_score_confidence"]
+# every task's answer, its confidence for all but the regression task, and whether it applies
+COLUMNS = [c for t in TASKS for c in (t, f"{t}_confidence", f"{t}_applies") if c != "sentiment_score_confidence"]
 
 
 def _run(sessions, home, name: str, data: bytes, column: str = "text", staged: str | None = None,
@@ -104,3 +104,25 @@ def test_bad_input_fails_with_a_clear_message(sessions, workspace, column, stage
 
 def test_the_job_kind_is_registered():
     assert worker.BUILTIN_HANDLERS[batch_job.JOB_KIND] == "mtl_core.serve.batch:batch_predict_job"
+
+
+def test_applies_columns_hold_the_probability_or_stay_empty(tiny_predictor):
+    """Each task gets an `<task>_applies` cell: the probability that it applies, empty when the model cannot
+    tell (a model without applicability, or a task it does not score)."""
+    import csv
+    import io
+
+    import pandas as pd
+
+    from mtl_core.data.csv_safe import safe_frame
+
+    pred = tiny_predictor.predict("Who invented the telephone?")[0]
+    pred.applies.update({"topic": 0.03125, "spam": 0.9})
+    rec = batch_job.table_record(0, pred, tiny_predictor.task_names)
+    assert rec["topic_applies"] == 0.0312 and rec["spam_applies"] == 0.9 and rec["ner_applies"] is None
+    cols = batch_job.columns(batch_job.task_kinds(tiny_predictor))
+    assert cols.index("topic_applies") == cols.index("topic_confidence") + 1
+    text = safe_frame(pd.DataFrame([rec], columns=cols)).to_csv(index=False)
+    row = next(csv.DictReader(io.StringIO(text)))
+    assert row["topic_applies"] == "0.0312" and row["ner_applies"] == ""
+    assert batch_job.json_record(0, pred)["applies"] == {**{t: None for t in TASKS}, "topic": 0.0312, "spam": 0.9}

@@ -32,7 +32,7 @@ def test_export_writes_one_graph_with_every_head(exported):
     model, _, out, info = exported
     assert (out / ONNX_FILE).is_file() and (out / "tokenizer").is_dir() and (out / "tasks.json").is_file()
     session = onnx_session(out / ONNX_FILE)
-    assert [i.name for i in session.get_inputs()] == ["input_ids", "attention_mask"]
+    assert [i.name for i in session.get_inputs()] == ["input_ids", "attention_mask", "shape_ids"]  # NER reads word shapes
     assert [o.name for o in session.get_outputs()] == model.task_names
     for i in session.get_inputs():
         assert all(isinstance(d, str) for d in i.shape)  # batch and sequence are dynamic
@@ -54,7 +54,7 @@ def test_output_shapes_follow_the_input(exported):
     model, tok, out, _ = exported
     session = onnx_session(out / ONNX_FILE)
     batch = encode_texts(tok, TEXTS, model.config.max_length)
-    got = onnx_outputs(session, batch.input_ids, batch.attention_mask)
+    got = onnx_outputs(session, batch.input_ids, batch.attention_mask, batch.shape_ids)
     b, t = batch.input_ids.shape
     for spec in model.tasks.values():
         shape = got[spec.name].shape

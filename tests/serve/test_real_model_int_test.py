@@ -49,6 +49,7 @@ def test_real_fused_heads_match_the_per_head_path(real):
     fused = predictor.logits(batch).logits
     assert predictor.model._fused.fused is not None
     with torch.enable_grad():
-        per_head = predictor.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+        per_head = predictor.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                                       shape_ids=batch.shape_ids).logits
     for name, value in fused.items():
         torch.testing.assert_close(value, per_head[name].detach(), rtol=0, atol=1e-5, msg=name)

@@ -50,6 +50,7 @@ def test_training_learns_registers_and_reloads(toy, tmp_path):
     pred = load_active_predictor(tmp_path)
     (p,) = pred.predict(["the film number 7 was superb indeed"])
     assert p.tasks["polarity"].label == "pos"
+    assert set(p.applies) == {"polarity", "score", "things"} and "applicability" in report["timings"]
 
 
 def test_same_config_same_metrics(toy, tmp_path):
