@@ -16,8 +16,9 @@ How "applies" is decided, per task (`rules`):
   held-out texts (`OVERLAP`): sentiment and sentiment_score share reviews, tweets and editorials, so
   "opinionated text" is their common domain.
 - "polarity" (optional, on top of "domain"): when the domain holds a regression task with a scale
-  symmetric around 0 (a sentiment score), a text that this head scores strongly (|value| past half the
-  scale) is opinionated wherever it comes from: p = max(domain p, strength p).
+  symmetric around 0 (a sentiment score), a text that this head scores clearly off neutral (|value| past
+  a quarter of the scale: VADER's mild opinions are 1-2 of 4) is opinionated wherever it comes from:
+  p = max(domain p, strength p).
 - "names" (token tasks): applies when the text names something: the head found an entity, or a word is
   capitalised where a sentence does not start. p is 1 or 0 (a rule, not an estimate).
 """
@@ -37,7 +38,8 @@ from mtl_core.types import RegressionPrediction, TaskPrediction, TokenPrediction
 
 FILE = "applicability.json"
 OVERLAP = 0.25  # held-out mean P(other task's domain) at or above which two tasks share a domain
-STRENGTH_SLOPE = 8.0  # polarity strength: p = sigmoid(SLOPE * (|value| / half scale - 0.5))
+STRENGTH_SLOPE = 12.0  # polarity strength: p = sigmoid(SLOPE * (|value| / half scale - STRENGTH_AT))
+STRENGTH_AT = 0.25  # p = 0.5 at a quarter of the scale (|score| 1 of 4): "best night ever!!" scores ~1.6
 N_SHAPE = 9
 _HASH = 2654435761  # Knuth's multiplicative hash: word-piece id -> bucket
 
@@ -116,7 +118,7 @@ def strength_score(answer: TaskPrediction | None) -> float | None:
     """How strongly a polarity regression (scale symmetric around 0) reads an opinion, as a probability."""
     if not isinstance(answer, RegressionPrediction) or answer.high <= 0:
         return None
-    x = STRENGTH_SLOPE * (abs(answer.value) / answer.high - 0.5)
+    x = STRENGTH_SLOPE * (abs(answer.value) / answer.high - STRENGTH_AT)
     return 1.0 / (1.0 + math.exp(-x))
 
 

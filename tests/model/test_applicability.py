@@ -81,9 +81,9 @@ def test_names_rule():
 
 
 def test_polarity_strength():
-    weak, strong = (RegressionPrediction(v, -4.0, 4.0) for v in (0.3, -3.5))
+    weak, strong = (RegressionPrediction(v, -4.0, 4.0) for v in (0.1, -3.5))
     assert strength_score(weak) < 0.1 and strength_score(strong) > 0.9
-    assert strength_score(RegressionPrediction(2.0, -4.0, 4.0)) == pytest.approx(0.5)
+    assert strength_score(RegressionPrediction(1.0, -4.0, 4.0)) == pytest.approx(0.5)
     assert strength_score(None) is None
 
 
