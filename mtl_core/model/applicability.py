@@ -218,17 +218,3 @@ def save_applicability(app: Applicability, out_dir: str | Path) -> Path:
     tmp.write_text(json.dumps(app.to_dict(), separators=(",", ":")), encoding="utf-8")
     tmp.replace(path)
     return path
-
-
-def load_applicability(root: str | Path) -> Applicability | None:
-    """The checkpoint's applicability, or None when it has none (saved before it existed). ValueError if bad."""
-    path = Path(root) / FILE
-    if not path.exists():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise ValueError(f"{FILE} is unreadable: {type(exc).__name__}: {exc}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{FILE} is not a JSON object")
-    return Applicability.from_dict(data)

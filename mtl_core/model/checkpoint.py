@@ -25,7 +25,7 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoTokenizer
 
 from mtl_core.model.applicability import FILE as APPLICABILITY
-from mtl_core.model.applicability import load_applicability, save_applicability
+from mtl_core.model.applicability import Applicability, save_applicability
 from mtl_core.model.edit_memory import memory_from_state
 from mtl_core.model.modeling import ModelConfig, MultiTaskModel, encoder_from_config, load_encoder
 from mtl_core.tasks import TaskFile, TaskFileError, parse_task_file
@@ -177,11 +177,13 @@ def _assemble(encoder, task_file: TaskFile, config: ModelConfig, heads: dict, ro
     return model
 
 
-def _applicability(root: Path):
+def _applicability(root: Path) -> Applicability | None:
+    if not (root / APPLICABILITY).exists():
+        return None
     try:
-        return load_applicability(root)
+        return Applicability.from_dict(_read_json(root / APPLICABILITY))
     except ValueError as exc:
-        raise CheckpointError(f"checkpoint {root}: {exc}") from None
+        raise CheckpointError(f"checkpoint {root}: {APPLICABILITY}: {exc}") from None
 
 
 def _private_depth(heads: dict) -> int:
