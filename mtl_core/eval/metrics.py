@@ -13,7 +13,14 @@ from sklearn.metrics import accuracy_score, classification_report, confusion_mat
 from sklearn.metrics import f1_score as sk_f1
 
 from mtl_core.model.decoding import regression_value
-from mtl_core.model.features import Feature, collate, featurize, predicted_word_tags, sorted_batches
+from mtl_core.model.features import (
+    Feature,
+    collate,
+    featurize,
+    model_inputs,
+    predicted_word_tags,
+    sorted_batches,
+)
 from mtl_core.model.runner import ModelRunner
 from mtl_core.tasks import TaskFile, TaskSpec
 
@@ -30,10 +37,7 @@ def task_outputs(model: MultiTaskModel, spec: TaskSpec, features: list[Feature],
     out: list = [None] * len(features)
     for idx in sorted_batches(features, batch_size):
         batch = collate([features[i] for i in idx], spec.kind, pad_id)
-        shapes = batch.get("shape_ids")
-        logits = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
-                       tasks=[spec.name], shape_ids=None if shapes is None else shapes.to(device),
-                       ).logits[spec.name].float().cpu().numpy()
+        logits = model(**model_inputs(batch, device), tasks=[spec.name]).logits[spec.name].float().cpu().numpy()
         for row, i in enumerate(idx):
             out[i] = logits[row]
     return out

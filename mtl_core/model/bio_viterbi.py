@@ -66,6 +66,13 @@ def viterbi(scores: np.ndarray, tag_names: list[str], transitions: np.ndarray | 
     return best[::-1]
 
 
+def decode_words(logits: np.ndarray, tag_names: list[str], crf: dict | None = None) -> list[int]:
+    """(W, C) head outputs of each word's first piece -> valid tag ids: log-probabilities under the BIO
+    constraints, or (with a CRF's `crf_scores`) the raw emissions plus its learnt transitions."""
+    scores = logits.astype(np.float64)
+    return viterbi(scores if crf else log_softmax(scores), tag_names, **(crf or {}))
+
+
 def log_softmax(x: np.ndarray) -> np.ndarray:
     z = x - x.max(axis=-1, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))

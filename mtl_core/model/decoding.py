@@ -7,7 +7,7 @@ import re
 import numpy as np
 
 from mtl_core.data.bio import tags_to_spans
-from mtl_core.model.bio_viterbi import viterbi
+from mtl_core.model.bio_viterbi import decode_words
 from mtl_core.model.encoding import EncodedBatch
 from mtl_core.tasks import TaskSpec
 from mtl_core.types import ClassPrediction, RegressionPrediction, Span, TokenPrediction
@@ -52,8 +52,7 @@ def decode_tokens(spec: TaskSpec, logits: np.ndarray, batch: EncodedBatch, row: 
     names = spec.tag_names
     starts = batch.word_starts(row, text)
     firsts = [i for i in range(n) if starts[i]]
-    scores = logits[firsts].astype(np.float64) if crf else np.log(np.maximum(probs[firsts], 1e-12))
-    best = dict(zip(firsts, viterbi(scores, names, **(crf or {}))))
+    best = dict(zip(firsts, decode_words(logits[firsts], names, crf)))
     tags, words = [], []  # words: (start, end, tag, prob)
     current = "O"
     for i in range(n):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mtl_core.model.features import IGNORE, collate, featurize, sorted_batches
+from mtl_core.model.features import IGNORE, collate, featurize, model_inputs, sorted_batches
 from mtl_core.model.runner import ModelRunner
 from mtl_core.tasks import TaskSpec
 
@@ -87,9 +87,7 @@ def representations(runner: ModelRunner, spec: TaskSpec, examples: list, batch_s
     model.eval()
     for idx in sorted_batches(feats, batch_size):
         batch = collate([feats[i] for i in idx], spec.kind, pad)
-        ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
-        shapes = batch.get("shape_ids")
-        rep, logits = model.represent(ids, mask, spec.name, None if shapes is None else shapes.to(device))
+        rep, logits = model.represent(**model_inputs(batch, device), task=spec.name)
         rep, logits, labels = rep.float().cpu(), logits.float().cpu(), batch["labels"]
         if spec.kind == "token_classification":
             keep = labels != IGNORE

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from mtl_core.model.bio_viterbi import log_softmax, viterbi
+from mtl_core.model.bio_viterbi import decode_words
 from mtl_core.model.decoding import regression_target
 from mtl_core.model.word_shape import shape_ids
 from mtl_core.tasks import TaskSpec
@@ -61,10 +61,7 @@ def predicted_word_tags(spec: TaskSpec, feature: Feature, logits: np.ndarray, n_
     pieces = [(p, w) for p, w in enumerate(feature.word_index or []) if 0 <= w < n_words]
     if not pieces:
         return tags
-    scores = logits[[p for p, _ in pieces]].astype(np.float64)
-    if not crf:
-        scores = log_softmax(scores)
-    for (_, word), k in zip(pieces, viterbi(scores, spec.tag_names, **(crf or {}))):
+    for (_, word), k in zip(pieces, decode_words(logits[[p for p, _ in pieces]], spec.tag_names, crf)):
         tags[word] = spec.tag_names[k]
     return tags
 
@@ -91,6 +88,11 @@ def collate(features: list[Feature], kind: str, pad_id: int) -> dict[str, torch.
         labels = torch.tensor([f.label for f in features], dtype=torch.long)
     out["labels"] = labels
     return out
+
+
+def model_inputs(batch: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]:
+    """A collated batch's model keyword arguments on `device` (token tasks also carry their word shapes)."""
+    return {k: batch[k].to(device) for k in ("input_ids", "attention_mask", "shape_ids") if k in batch}
 
 
 def bucketed_batches(features: list[Feature], batch_size: int, rng: random.Random, chunk: int = 50) -> list[list[int]]:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from mtl_core.model.features import IGNORE, Feature, collate, sorted_batches
+from mtl_core.model.features import IGNORE, Feature, collate, model_inputs, sorted_batches
 
 if TYPE_CHECKING:  # annotations only: no import cost or cycle at run time
     from mtl_core.model.modeling import MultiTaskModel
@@ -35,10 +35,7 @@ def attach_teacher_targets(model: MultiTaskModel, task: str, kind: str, feats: l
     for idx in sorted_batches(chosen, batch_size):
         group = [chosen[i] for i in idx]
         batch = collate(group, kind, pad_id)
-        shapes = batch.get("shape_ids")
-        logits = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
-                       shape_ids=None if shapes is None else shapes.to(device),
-                       tasks=[task]).logits[task].float().cpu()
+        logits = model(**model_inputs(batch, device), tasks=[task]).logits[task].float().cpu()
         for f, out in zip(group, logits):
             f.soft = _blended_target(kind, f, out, blend, n_labels)
     model.train(was_training)
