@@ -1,4 +1,4 @@
-"""Data: the tasks the model answers (from its task file). Dataset browsing comes later."""
+"""Data: the tasks the model answers (from its task file) and browsing their data."""
 
 import streamlit as st
 

@@ -17,7 +17,8 @@ from typing import Any
 
 import yaml
 
-KINDS = ("classification", "regression", "token_classification")
+KINDS = ("classification", "regression", "token_classification", "multilabel_classification")
+MULTILABEL = "multilabel_classification"  # several labels per text: one sigmoid per label, per-label thresholds
 DEFAULT_TASK_FILE = Path(__file__).with_name("default_tasks.yaml")
 
 
@@ -40,12 +41,14 @@ class TaskSpec:
     name: str
     kind: str  # one of KINDS
     labels: list[str] = field(default_factory=list)  # classes, or entity types for token tasks (no B-/I-)
+    # (multi-label: the labels a text may carry any number of)
     source: SourceSpec | None = None
     loss_weight: float = 1.0  # static weight, used by the "static" loss weighting
     sample_weight: float = 1.0  # multiplies how often the task sampler picks this task
     value_range: tuple[float, float] = (0.0, 1.0)  # regression scale, for clipping and gauges
     max_length: int | None = None  # per-task token budget; None = the model's default
     max_train: int | None = None  # cap on training examples (keeps the default run inside its budget)
+    description: str = ""  # what the task is for, in the user's words (shown on the Data page)
 
     def __post_init__(self) -> None:
         where = f"task '{self.name}'"
@@ -54,7 +57,7 @@ class TaskSpec:
         if self.kind not in KINDS:
             raise TaskFileError(f"{where}: field 'kind' is {self.kind!r}, expected one of {list(KINDS)}")
         if self.kind != "regression" and len(self.labels) < (1 if self.kind == "token_classification" else 2):
-            raise TaskFileError(f"{where}: field 'labels' needs at least two classes (one entity type for NER)")
+            raise TaskFileError(f"{where}: field 'labels' needs at least two classes or labels (one entity type for NER)")
         if len(set(self.labels)) != len(self.labels):
             raise TaskFileError(f"{where}: field 'labels' has duplicates")
         for key in ("loss_weight", "sample_weight"):
@@ -87,6 +90,8 @@ class TaskSpec:
             "max_length": self.max_length,
             "max_train": self.max_train,
         }
+        if self.description:
+            d["description"] = self.description
         if self.source is not None:
             d["source"] = {"loader": self.source.loader, **self.source.options}
         return d

@@ -17,6 +17,8 @@ class ClassPrediction:
     probs: dict[str, float]  # every label -> probability, sums to 1
     margin: float  # top-1 minus top-2 probability: small = unsure
     kind: str = "classification"
+    fewshot: bool = False  # answered by a few-shot head on the frozen encoder (serve/fewshot.py), not a trained one
+    estimated_accuracy: float | None = None  # few-shot: cross-validated accuracy on the labels so far
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,17 @@ class TokenPrediction:
     kind: str = "token_classification"
 
 
-TaskPrediction = Union[ClassPrediction, RegressionPrediction, TokenPrediction]
+@dataclass(frozen=True)
+class MultiLabelPrediction:
+    """A multi-label head's answer: every label whose sigmoid probability reaches its threshold."""
+
+    labels: list[str]  # the chosen labels (probs[l] >= thresholds[l]), in task-file order; may be empty
+    probs: dict[str, float]  # every label -> its own probability (independent: they need not sum to 1)
+    thresholds: dict[str, float]  # every label -> its decision threshold (tuned on dev after training)
+    kind: str = "multilabel_classification"
+
+
+TaskPrediction = Union[ClassPrediction, RegressionPrediction, TokenPrediction, MultiLabelPrediction]
 
 APPLIES_THRESHOLD = 0.5  # a task whose applicability is below this does not apply to the text
 

@@ -1,4 +1,4 @@
-"""Plotly figures for task answers: class probabilities, regression gauge, saliency bars."""
+"""Plotly figures for task answers: class probabilities, multi-label probabilities, regression gauge, saliency bars."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from app.components.html import SPECIAL_TOKENS, esc
-from mtl_core.types import ClassPrediction, RegressionPrediction
+from mtl_core.types import ClassPrediction, MultiLabelPrediction, RegressionPrediction
 
 COMPACT = dict(margin=dict(l=10, r=10, t=10, b=10))
 
@@ -24,6 +24,26 @@ def probability_bars(pred: ClassPrediction, threshold: float = 0.6) -> go.Figure
     fig.update_layout(height=40 + 26 * len(items), xaxis=dict(range=[0, 1], tickvals=[0, 0.5, 1], tickformat=".0%"),
                       margin=dict(l=10, r=25, t=10, b=10))
     fig.add_vline(x=threshold, line_dash="dot", line_color="#f59e0b", opacity=0.6)
+    return fig
+
+
+def multilabel_bars(pred: MultiLabelPrediction) -> go.Figure:
+    """One bar per label (task-file order, top down), blue when chosen; a tick marks each label's threshold."""
+    items = list(pred.probs.items())[::-1]
+    names = [esc(label) for label, _ in items]
+    thresholds = [pred.thresholds.get(label, 0.5) for label, _ in items]
+    fig = go.Figure(go.Bar(
+        x=[p for _, p in items], y=names, orientation="h", text=[f"{p:.0%}" for _, p in items], textposition="auto",
+        marker_color=["#2563eb" if label in pred.labels else "#94a3b8" for label, _ in items],
+        hovertemplate="%{y}: %{x:.1%}<extra></extra>", showlegend=False,
+    ))
+    fig.add_trace(go.Scatter(
+        x=thresholds, y=names, mode="markers", marker=dict(symbol="line-ns-open", size=22, color="#f59e0b",
+                                                           line=dict(width=3, color="#f59e0b")),
+        hovertemplate="threshold %{x:.2f}<extra></extra>", showlegend=False,
+    ))
+    fig.update_layout(height=40 + 26 * len(items), xaxis=dict(range=[0, 1], tickvals=[0, 0.5, 1], tickformat=".0%"),
+                      margin=dict(l=10, r=25, t=10, b=10))
     return fig
 
 

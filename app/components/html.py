@@ -87,6 +87,16 @@ def legend_html(colors: dict[str, str]) -> str:
     return f'<div class="mtl-legend">{chips}</div>'
 
 
+def label_chips_html(labels: list[str], colors: dict[str, str]) -> str:
+    """A multi-label answer's chosen labels as chips (class `mtl-labels`), "no label" when there is none."""
+    chips = "".join(
+        f'<span class="mtl-label-chip" style="background:{esc(colors.get(label, "#dddddd"))};padding:.15em .6em;'
+        f'margin:0 .35em .35em 0;border-radius:1em;display:inline-block;font-weight:600">{esc(label)}</span>'
+        for label in labels
+    ) or '<span style="opacity:.6">no label reaches its threshold</span>'
+    return f'<div class="mtl-labels">{chips}</div>'
+
+
 def saliency_html(tokens: list[str], scores: np.ndarray, hide_specials: bool = True) -> str:
     """Word pieces as chips: green pushes the target up, red pushes it down; opacity = |score|."""
     scores = np.asarray(scores, dtype=np.float64)

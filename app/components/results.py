@@ -10,10 +10,16 @@ import contextlib
 import pandas as pd
 import streamlit as st
 
-from app.components.charts import probability_bars, regression_gauge
-from app.components.html import entity_colors, greyed_css, legend_html, ner_html
+from app.components.charts import multilabel_bars, probability_bars, regression_gauge
+from app.components.html import entity_colors, greyed_css, label_chips_html, legend_html, ner_html
 from app.components.text import md_literal
-from mtl_core.types import ClassPrediction, Prediction, RegressionPrediction, TokenPrediction
+from mtl_core.types import (
+    ClassPrediction,
+    MultiLabelPrediction,
+    Prediction,
+    RegressionPrediction,
+    TokenPrediction,
+)
 
 
 def task_title(name: str) -> str:
@@ -45,6 +51,8 @@ def render_results(prediction: Prediction, entity_types: dict[str, list[str]], t
                 _class_card(name, pred, threshold, title=name not in off)
             elif isinstance(pred, RegressionPrediction):
                 _regression_card(name, pred, title=name not in off)
+            elif isinstance(pred, MultiLabelPrediction):
+                _multilabel_card(name, pred, title=name not in off)
     for name, pred in tokens:
         with st.container(border=True, key=f"card_{name}"), _applies_or_not(name, prediction):
             _token_card(name, pred, prediction, entity_types.get(name, []), threshold, title=name not in off)
@@ -68,9 +76,24 @@ def _class_card(name: str, pred: ClassPrediction, threshold: float, title: bool 
     unsure = pred.score < threshold
     st.markdown(f"### {md_literal(pred.label)}")
     st.caption(f"confidence {pred.score:.0%} · margin {pred.margin:.2f}")
+    if pred.fewshot:
+        est = "not estimated yet" if pred.estimated_accuracy is None else f"{pred.estimated_accuracy:.0%}"
+        st.badge(md_literal(f"few-shot · est. accuracy {est}"), icon=":material/science:", color="violet",
+                 help="A new task: answered by a head fitted in seconds on the shared encoder's features from "
+                      "the labels so far (accuracy cross-validated on them). A training round joins it to the "
+                      "shared model.")
     if unsure:
         st.badge(f"unsure (below {threshold:.0%})", icon=":material/help:", color="orange")
     st.plotly_chart(probability_bars(pred, threshold), key=f"probs_{name}", config={"displayModeBar": False})
+
+
+def _multilabel_card(name: str, pred: MultiLabelPrediction, title: bool = True) -> None:
+    if title:
+        st.markdown(f"**{md_title(name)}**")
+    # escaped in label_chips_html: label names come from the task file
+    st.markdown(label_chips_html(pred.labels, entity_colors(list(pred.probs))), unsafe_allow_html=True)
+    st.caption(f"{len(pred.labels)} of {len(pred.probs)} labels at or above their threshold (orange tick)")
+    st.plotly_chart(multilabel_bars(pred), key=f"multilabel_{name}", config={"displayModeBar": False})
 
 
 def _regression_card(name: str, pred: RegressionPrediction, title: bool = True) -> None:

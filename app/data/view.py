@@ -1,4 +1,4 @@
-"""Data page: the tasks the model answers (from its task file). Dataset browsing comes later."""
+"""Data page: the tasks the model answers (from its task file) and browsing their data, one tab each."""
 
 from __future__ import annotations
 
@@ -6,9 +6,12 @@ import pandas as pd
 import streamlit as st
 
 from app.components.text import md_literal
+from app.data.browse_view import render_browse
+from app.data.new_task_view import render_new_task
+from app.data.source import DataSource, data_source
 from app.shared import services
-from mtl_core.serve.predictor import NoModelError
-from mtl_core.tasks import TaskFile, load_task_file
+from mtl_core.data.workspace_tasks import new_tasks
+from mtl_core.tasks import TaskFile
 
 
 def tasks_frame(task_file: TaskFile) -> pd.DataFrame:
@@ -21,13 +24,31 @@ def tasks_frame(task_file: TaskFile) -> pd.DataFrame:
     } for t in task_file.tasks])
 
 
+def render_tasks(src: DataSource) -> None:
+    st.dataframe(tasks_frame(src.task_file), hide_index=True, key="data_tasks")
+    fresh = _new_tasks(src)
+    if fresh:
+        st.markdown("**New tasks** (few-shot heads until a training round joins them to the shared model)")
+        st.dataframe(tasks_frame(TaskFile(fresh)), hide_index=True, key="data_new_tasks")
+
+
+def _new_tasks(src: DataSource) -> list:
+    if src.predictor is None:
+        return []
+    return new_tasks(services.workspace_tasks(src.home, src.predictor.task_file), src.predictor.task_file)
+
+
+# Tab title -> its renderer, called with the DataSource (a renderer without arguments: `lambda _: render()`).
+# Lazy tabs: only the open one runs, so a closed Browse tab never loads data or runs the model.
+SECTIONS = {"Tasks": render_tasks, "Browse": render_browse, "New task": lambda _: render_new_task()}
+
+
 def render_data_page() -> None:
-    """The tasks of the active model's task file, or of the default task file when no model is trained yet."""
-    try:
-        predictor, _ = services.current_predictor()
-        task_file, source = predictor.task_file, f"model {predictor.version}"
-    except NoModelError:
-        task_file, source = load_task_file(), "the default task file (no model trained yet)"
-    st.caption(f"Tasks from {md_literal(source)}.")
-    st.dataframe(tasks_frame(task_file), hide_index=True, key="data_tasks")
-    st.info("Browsing and editing the training data — coming soon.", icon=":material/construction:")
+    """The tasks of the active model's task file (or of the default task file when no model is trained yet),
+    one tab per section."""
+    src = data_source()
+    st.caption(f"Tasks from {md_literal(src.label)}.")
+    for tab, render in zip(st.tabs(list(SECTIONS), key="data_tabs", on_change="rerun"), SECTIONS.values()):
+        if tab.open:
+            with tab:
+                render(src)

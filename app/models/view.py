@@ -92,8 +92,9 @@ def _details(reg: Registry, info: VersionInfo, active: str | None, discarded: di
         elif info.metrics:
             st.dataframe(pd.DataFrame({"primary": info.metrics}).rename(index=task_title), key="models_metrics")
         if extra.get("base_metrics"):
-            deltas = {t: {"parent": extra["base_metrics"].get(t), "this": v,
-                          "delta (points)": 100 * (v - extra["base_metrics"].get(t, v))}
+            base = extra["base_metrics"]  # a task the round joined has no parent metric: no delta either
+            deltas = {t: {"parent": base.get(t), "this": v,
+                          "delta (points)": 100 * (v - base[t]) if t in base else None}
                       for t, v in info.metrics.items()}
             st.caption("Compared with the parent on the test splits:")
             st.dataframe(pd.DataFrame(deltas).T.rename(index=task_title), key="models_parent_deltas")

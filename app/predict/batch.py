@@ -191,11 +191,14 @@ def ids_of(frame: pd.DataFrame, id_column: str | None, rows: list[int]) -> list:
 
 
 def result_table(rows: list[int], predictions: list[Prediction], task_kinds: dict[str, str],
-                 ids: list | None = None, id_column: str | None = None) -> pd.DataFrame:
-    """One row per text: the input's id (if any), row, text, each task's answer and confidence."""
+                 ids: list | None = None, id_column: str | None = None,
+                 labels: dict[str, list[str]] | None = None) -> pd.DataFrame:
+    """One row per text: the input's id (if any), row, text, each task's answer and confidence (multi-label
+    tasks: a probability per label of `labels`, see `serve.batch.task_labels`)."""
     ids = ids or [None] * len(rows)
     return pd.DataFrame([table_record(row, pred, list(task_kinds), i, id_column)
-                         for row, pred, i in zip(rows, predictions, ids)], columns=columns(task_kinds, id_column))
+                         for row, pred, i in zip(rows, predictions, ids)],
+                        columns=columns(task_kinds, id_column, labels))
 
 
 def to_jsonl(rows: list[int], predictions: list[Prediction], ids: list | None = None,

@@ -13,7 +13,7 @@ from app.predict import batch
 from app.predict.batch_job_view import launch_button, render_job
 from app.shared import services
 from app.shared.upload_view import read_once
-from mtl_core.serve.batch import task_kinds
+from mtl_core.serve.batch import task_kinds, task_labels
 from mtl_core.serve.predictor import Predictor
 
 PARSED = "batch_parsed"  # session state: (upload identity, (Upload, text columns), error) of the latest upload
@@ -81,7 +81,7 @@ def _run(predictor: Predictor, frame, column: str, id_column: str | None, run_ke
     preds = services.predict_many(
         predictor, texts, on_progress=lambda done, total: bar.progress(done / total, text=f"{done:,} / {total:,}"))
     ids = batch.ids_of(frame, id_column, rows)
-    table = batch.result_table(rows, preds, task_kinds(predictor), ids, id_column)
+    table = batch.result_table(rows, preds, task_kinds(predictor), ids, id_column, task_labels(predictor))
     st.session_state["batch_result"] = {
         "key": run_key, "table": table, "csv": batch.to_csv(table), "jsonl": batch.to_jsonl(rows, preds, ids, id_column),
     }

@@ -129,7 +129,7 @@ def act(click: Click, kind: str, value: Any) -> None:
         return
     st.session_state.pop(PIN, None)
     what = {"label": "Saved", "accept": "Accepted the model's answer for", "skip": "Skipped"}[kind]
-    shown = "" if kind == "skip" else f" = {rs.format_value(value)}" if spec.kind != "token_classification" \
+    shown = "" if kind == "skip" else f" = {rs.format_value(value, kind=spec.kind)}" if spec.kind != "token_classification" \
         else f" ({len(value)} span(s))"
     more = f" — and {written - 1} near-identical item(s): one Undo takes them all back" if written > 1 else ""
     flash("success", f"{what} {task_title(task)}{shown}{more}.")

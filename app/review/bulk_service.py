@@ -15,7 +15,8 @@ from mtl_core.store import QueueEntry, top_queue
 from mtl_core.store.db import Sessions
 
 BULK_POOL = 200  # open queue items of the same task compared with the shown one
-BULK_KINDS = ("classification", "regression")  # one value fits every text (spans are offsets in one text)
+BULK_KINDS = ("classification", "regression", "multilabel_classification")  # one value fits every text (spans are
+# offsets in one text)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Review page: which task to label, and the label editors of one queue item (the value "Save label" writes).
 
 Classification needs no editor: its class buttons save (actions_view). Regression has a slider; NER the span
-picker (app/components/span_picker). An item queued because the model disagrees with the data set starts
+picker (app/components/span_picker); multi-label a multiselect of the task's labels. An item queued because the model disagrees with the data set starts
 from the data set's label, so saving without a change keeps it.
 """
 
@@ -20,8 +20,8 @@ from app.review import service as rs
 from app.review.actions_view import next_task
 from app.review.common import KEYS
 from mtl_core.store import QueueEntry
-from mtl_core.tasks import TaskFile, TaskSpec
-from mtl_core.types import RegressionPrediction, TokenPrediction
+from mtl_core.tasks import MULTILABEL, TaskFile, TaskSpec
+from mtl_core.types import MultiLabelPrediction, RegressionPrediction, TokenPrediction
 
 
 def render_task_choice(entry: QueueEntry, task_file: TaskFile) -> TaskSpec:
@@ -52,6 +52,16 @@ def render_editor(spec: TaskSpec, entry: QueueEntry, answer, gold: Any) -> None:
         _regression_editor(spec, answer, gold)
     elif spec.kind == "token_classification":
         _span_editor(spec, answer, gold, entry)
+    elif spec.kind == MULTILABEL:
+        _labels_editor(spec, answer, gold)
+
+
+def _labels_editor(spec: TaskSpec, answer, gold: Any) -> None:
+    """Every label the text carries (none is an answer too); "Save label" reads the same key as the slider."""
+    start = gold if isinstance(gold, list) else answer.labels if isinstance(answer, MultiLabelPrediction) else []
+    _default(f"review_value_{spec.name}", [label for label in spec.labels if label in start])
+    st.multiselect(f"{md_title(spec.name)}: every label that applies (leave empty for none)", list(spec.labels),
+                   key=f"review_value_{spec.name}")  # options are plain text (not Markdown)
 
 
 def _regression_editor(spec: TaskSpec, answer, gold: Any) -> None:

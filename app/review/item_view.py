@@ -99,7 +99,7 @@ def _show_value(spec: TaskSpec, text: str, answer, value: Any) -> None:
     if answer is None and value is None:
         st.caption("No answer stored for this task.")
         return
-    shown = rs.format_value(value if answer is None else rs.model_value(answer))
+    shown = rs.format_value(value if answer is None else rs.model_value(answer), kind=spec.kind)
     sure = confidence(answer) if answer is not None else None
     st.markdown(f"### {md_literal(shown)}")
     if sure is not None:

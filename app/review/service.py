@@ -29,8 +29,15 @@ from mtl_core.store import (
 from mtl_core.store.actions import undo_latest
 from mtl_core.store.db import Sessions
 from mtl_core.store.models import AnnotationEvent, QueueItem, TextRow
-from mtl_core.tasks import TaskFile, TaskSpec
-from mtl_core.types import ClassPrediction, Prediction, RegressionPrediction, TaskPrediction, TokenPrediction
+from mtl_core.tasks import MULTILABEL, TaskFile, TaskSpec
+from mtl_core.types import (
+    ClassPrediction,
+    MultiLabelPrediction,
+    Prediction,
+    RegressionPrediction,
+    TaskPrediction,
+    TokenPrediction,
+)
 
 PREDICT_POOL = "predict"
 
@@ -126,9 +133,11 @@ def stored_prediction(sessions: Sessions, entry: QueueEntry) -> Prediction | Non
 
 
 def model_value(answer: TaskPrediction) -> Any:
-    """A head's answer in the annotation-value format: class, float, or [{start, end, label}]."""
+    """A head's answer in the annotation-value format: class, float, [{start, end, label}], or a label list."""
     if isinstance(answer, ClassPrediction):
         return answer.label
+    if isinstance(answer, MultiLabelPrediction):
+        return list(answer.labels)
     if isinstance(answer, RegressionPrediction):
         return round(float(answer.value), 3)
     if isinstance(answer, TokenPrediction):
@@ -136,13 +145,16 @@ def model_value(answer: TaskPrediction) -> Any:
     raise TypeError(f"unknown prediction type {type(answer).__name__}")
 
 
-def format_value(value: Any, text: str | None = None) -> str:
-    """A label as one readable line (spans with their text when `text` is given)."""
+def format_value(value: Any, text: str | None = None, kind: str | None = None) -> str:
+    """A label as one readable line (spans with their text when `text` is given; `kind` tells an empty
+    multi-label set from an empty span list)."""
     if value is None:
         return "—"
     if isinstance(value, list):
         if not value:
-            return "(no entities)"
+            return "(no labels)" if kind == MULTILABEL else "(no entities)"
+        if all(isinstance(v, str) for v in value):
+            return " | ".join(value)  # a multi-label set
         parts = []
         for span in sorted(value, key=lambda s: int(s["start"])):
             shown = text[int(span["start"]):int(span["end"])] if text is not None else f"{span['start']}-{span['end']}"
@@ -165,6 +177,10 @@ def check_value(spec: TaskSpec, value: Any, text: str) -> Any:
         if not lo <= number <= hi:
             raise ValueError(f"{spec.name}: {number} is outside [{lo}, {hi}]")
         return round(number, 3)
+    if spec.kind == MULTILABEL:  # a list of labels, kept in task-file order ([] = none applies)
+        if not isinstance(value, list) or any(v not in spec.labels for v in value):
+            raise ValueError(f"{spec.name}: {value!r} is not a list of labels from {spec.labels}")
+        return [label for label in spec.labels if label in value]
     spans = sorted(({"start": int(s["start"]), "end": int(s["end"]), "label": str(s["label"])} for s in value),
                    key=lambda s: s["start"])
     for span in spans:

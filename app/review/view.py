@@ -20,6 +20,7 @@ from app.review.agreement_view import render_agreement
 from app.review.common import ANNOTATOR, ITEM, NAME_PARAM, PIN, REASON_TITLES, show_flash
 from app.review.exchange_view import render_exchange
 from app.review.item_view import render_item
+from app.review.new_task_view import render_new_tasks
 from app.review.panel_view import render_panel
 from app.review.pool_view import render_pools
 from app.shared import auth_view, services
@@ -44,10 +45,12 @@ def render_review_page() -> None:
     task_file = predictor.task_file if predictor is not None else load_task_file()
     annotator = render_annotator()
     show_flash()
-    queue, pools, agreement, exchange = st.tabs(
-        ["Queue", "Score a pool", "Agreement", "Import / export"], key="review_tabs")
+    queue, fresh, pools, agreement, exchange = st.tabs(
+        ["Queue", "New tasks", "Score a pool", "Agreement", "Import / export"], key="review_tabs")
     with queue:
         render_queue(sessions, annotator, predictor, version, task_file)
+    with fresh:
+        render_new_tasks(annotator)
     with pools:
         render_pools(sessions, home, predictor, version)
     with agreement:

@@ -13,9 +13,13 @@ from collections.abc import Callable
 
 import streamlit as st
 
+from mtl_core.data.workspace_tasks import load_workspace_tasks, new_tasks, task_file_path
+from mtl_core.eval.compare import cached_answers
 from mtl_core.model.registry import Registry
+from mtl_core.model.runner import ModelRunner
 from mtl_core.serve.explain import Saliency, saliency
 from mtl_core.serve.predictor import NoModelError, Predictor, load_active_predictor
+from mtl_core.tasks import TaskFile
 from mtl_core.types import Prediction
 from mtl_core.workspace import hold_workspace, workspace_dir
 
@@ -50,10 +54,28 @@ def get_predictor(version: str, home: str) -> Predictor:
 
 
 def current_predictor() -> tuple[Predictor, str]:
-    """(predictor, active version id) for the workspace; raises NoModelError when there is none."""
+    """(predictor, active version id) for the workspace, with the few-shot heads of its new tasks as they are
+    now (a refit in the background shows on the next rerun); raises NoModelError when there is none."""
     home = workspace_home()
     version = active_version(home)
-    return get_predictor(version, home), version
+    predictor = get_predictor(version, home)
+    new = {t.name for t in new_tasks(workspace_tasks(home, predictor.task_file), predictor.task_file)}
+    with MODEL_LOCK:
+        predictor.refresh_fewshot(home, new)
+    return predictor, version
+
+
+def workspace_tasks(home: str, model_tasks: TaskFile) -> TaskFile:
+    """The workspace's task file (data/workspace_tasks.py), re-read only when the file changed."""
+    path = task_file_path(home)
+    stamp = path.stat().st_mtime_ns if path.is_file() else None
+    return _workspace_tasks(home, stamp, model_tasks)
+
+
+@st.cache_data(max_entries=8, show_spinner=False, hash_funcs={TaskFile: lambda tf: repr(tf.to_dict())})
+def _workspace_tasks(home: str, stamp: int | None, model_tasks: TaskFile) -> TaskFile:
+    del stamp  # cache key only
+    return load_workspace_tasks(home, model_tasks)
 
 
 def _session_cache(name: str) -> OrderedDict:
@@ -102,7 +124,7 @@ def predict_one(predictor: Predictor, version: str, text: str) -> tuple[Predicti
     """(prediction with attentions, fresh?) for one text; cached per (version, text) in the session,
     so a rerun caused by an explain selector never repeats the forward, and across sessions."""
     cache = _session_cache("_mtl_predictions")
-    key = (version, text)
+    key = (version, predictor.fewshot_key, text)  # a refitted few-shot head is a new answer
     if key in cache:
         cache.move_to_end(key)
         return cache[key], False
@@ -112,7 +134,7 @@ def predict_one(predictor: Predictor, version: str, text: str) -> tuple[Predicti
         st.session_state["last_latency_ms"] = predictor.last_latency_ms
         return pred
 
-    pred, fresh = _computed_once(predictor, ("prediction", version, text), forward)
+    pred, fresh = _computed_once(predictor, ("prediction", *key), forward)
     _remember(cache, key, pred)
     return pred, fresh
 
@@ -179,3 +201,22 @@ def embed_texts(predictor: Predictor, version: str, texts: list[str]):
                 _remember(cache, (version, text), vector, EMBEDDING_CACHE_SIZE)
     with _SHARED_LOCK:
         return np.stack([cache[(version, t)] for t in texts]) if texts else np.zeros((0, 0), dtype=np.float32)
+
+
+# ---------------------------------------------------------------- answers on a data split (Data page)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def split_answers(version: str, home: str, task: str, split: str, data_key: str, _predictor: Predictor,
+                  _examples: list) -> list | None:
+    """The model's answer per example of one task's split, in gold's form (class, value or BIO tags); None
+    when the model has no head for the task. `compare.cached_answers` keeps them on disk per version, so only
+    a version's first visit runs the model; this cache (version, workspace, task, split and `data_key`, the
+    data's fingerprint) spares every rerun the file."""
+    del split, data_key  # part of the cache key only
+    if task not in _predictor.model.tasks:
+        return None
+    runner = ModelRunner.of(_predictor.model, _predictor.tokenizer, _predictor.device)
+    with MODEL_LOCK:
+        _predictor.model.set_attention(eager=False)  # no attention weights needed: the fast path
+        return cached_answers(home, version, runner, {task: _examples}).get(task, [])

@@ -30,13 +30,14 @@ def deltas_frame(comparison: dict) -> pd.DataFrame:
     rows = []
     for task, row in test.get("tasks", {}).items():
         c, w = corr.get(task, {}), weights.get(task, {})
+        new_task = row.get("old") is None  # joined in this round: no old metric, no delta
         rows.append({
-            "task": task_title(task), "metric": row["metric"], "old": row["old"], "new": row["new"],
-            "delta (points)": 100 * row["delta"],
+            "task": task_title(task) + (" (new task)" if new_task else ""), "metric": row["metric"],
+            "old": row["old"], "new": row["new"], "delta (points)": None if new_task else 100 * row["delta"],
             "corrections right (old → new)": f"{c['right_old']} → {c['right_new']} / {c['n']}" if c else "",
             "by the weights alone": f"{w['right_new']} / {w['n']}" if w else "",
             "edit memory keys": memory.get(task, {}).get("keys", 0) if c else "",
-            "regressed": row["delta"] < -REGRESSION_THRESHOLD,
+            "regressed": not new_task and row["delta"] < -REGRESSION_THRESHOLD,
         })
     return pd.DataFrame(rows)
 

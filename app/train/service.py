@@ -14,6 +14,7 @@ from mtl_core.model.registry import Registry
 from mtl_core.model.version_marks import discard_version, discarded_versions
 from mtl_core.ops import worker
 from mtl_core.rounds.finetune import RoundConfig
+from mtl_core.rounds.join import joinable_tasks
 from mtl_core.rounds.round_data import correction_counts
 from mtl_core.store import (
     add_texts,
@@ -25,6 +26,7 @@ from mtl_core.store import (
 )
 from mtl_core.store.db import Sessions
 from mtl_core.store.models import Job, utcnow
+from mtl_core.tasks import TaskFileError
 from mtl_core.workspace import workspace_dir
 
 JOB_KIND = "train_round"
@@ -57,6 +59,14 @@ def gpu_count() -> int:
 
 def cancel(job_id: int) -> None:
     worker.request_cancel(job_id, home())
+
+
+def new_tasks(base_version: str) -> list[str]:
+    """Workspace tasks the base has no head for: a round may join them (`RoundConfig.new_tasks`)."""
+    try:
+        return [t.name for t in joinable_tasks(home(), base_version)]
+    except TaskFileError:  # a broken workspace task file is the Data page's to report; rounds still run
+        return []
 
 
 def counts(sessions: Sessions) -> dict[str, int]:

@@ -65,15 +65,22 @@ def _last_round(job) -> None:
 def _settings(base: str, sessions: Sessions) -> None:
     st.subheader(f"New round from {md_literal(base)}")
     counts = train_service.counts(sessions)
-    if not counts:
+    joinable = train_service.new_tasks(base)
+    if not counts and not joinable:
         st.info("No corrections yet: label or correct predictions on the Review page, then come back.")
         return
-    st.dataframe(pd.DataFrame([{"task": task_title(t), "corrections": n} for t, n in sorted(counts.items())]),
-                 hide_index=True, key="round_counts")
+    corrected = sorted(t for t in counts if t not in joinable)  # a new task's labels come with joining it
+    if counts:
+        st.dataframe(pd.DataFrame([{"task": task_title(t), "corrections": n} for t, n in sorted(counts.items())]),
+                     hide_index=True, key="round_counts")
     d = RoundConfig()
     with st.form("round_form"):
-        tasks = st.multiselect("Learn from the corrections of", sorted(counts), default=sorted(counts),
+        tasks = st.multiselect("Learn from the corrections of", corrected, default=corrected,
                                key="round_tasks", format_func=lambda t: f"{task_title(t)} ({counts[t]})")
+        join = st.multiselect("Join new tasks", joinable, default=[], key="round_new_tasks",
+                              format_func=lambda t: f"{task_title(t)} ({counts.get(t, 0)} labels)",
+                              help="Give each a head in the shared model, trained on its labels and dataset "
+                                   "(docs/FINETUNE.md)") if joinable else []
         strategy = st.radio("Strategy", STRATEGIES, index=STRATEGIES.index(d.strategy), horizontal=True,
                             key="round_strategy", format_func=str.capitalize,
                             captions=[STRATEGY_HELP[s] for s in STRATEGIES])
@@ -106,12 +113,13 @@ def _settings(base: str, sessions: Sessions) -> None:
     if not auth_view.allowed("train"):  # checked again at the click: the role may have changed since
         st.error(md_literal(auth_view.denied_message("train")))
         return
-    if not tasks:
+    if not tasks and not join:
         st.warning("Pick at least one task to learn from.")
         return
     try:
-        cfg = RoundConfig(tasks=list(tasks), strategy=strategy, freeze_layers=int(freeze), lora_r=int(rank),
-                          lora_alpha=2 * int(rank), loss_weighting=weighting, sampling=sampling, steps=int(steps),
+        cfg = RoundConfig(tasks=list(tasks), new_tasks=list(join) or None, strategy=strategy,
+                          freeze_layers=int(freeze), lora_r=int(rank), lora_alpha=2 * int(rank),
+                          loss_weighting=weighting, sampling=sampling, steps=int(steps),
                           replay_ratio=float(replay), encoder_lr=float(lr), lora_lr=float(lora_lr),
                           distill=float(distill), edit_memory=bool(memory))
         job_id = train_service.start_round(cfg, base, sessions, nproc=int(nproc))

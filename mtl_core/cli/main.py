@@ -11,6 +11,8 @@ from mtl_core.cli.backup import BACKUP_COMMANDS
 from mtl_core.cli.backup import add_parsers as add_backup_parsers
 from mtl_core.cli.rounds import add_nproc, cmd_round, relaunch
 from mtl_core.cli.rounds import add_parser as add_round_parser
+from mtl_core.cli.tasks import add_parser as add_tasks_parser
+from mtl_core.cli.tasks import cmd_tasks
 from mtl_core.cli.users import add_parser as add_users_parser
 from mtl_core.cli.users import cmd_users
 from mtl_core.data import DataSourceError, counts_table
@@ -72,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     add_backup_parsers(sub)
     add_users_parser(sub)
     add_round_parser(sub, _type_of)
+    add_tasks_parser(sub)
     return p
 
 
@@ -179,6 +182,8 @@ def _short(p) -> str:
         return f"{p.label} ({p.score:.2f})"
     if p.kind == "regression":
         return f"{p.value:+.2f} on [{p.low:g}, {p.high:g}]"
+    if p.kind == "multilabel_classification":
+        return ", ".join(f"{label} ({p.probs[label]:.2f})" for label in p.labels) or "(no labels)"
     return ", ".join(f"{s.text!r}:{s.label}" for s in p.spans) or "(no entities)"
 
 
@@ -219,7 +224,7 @@ def cmd_activate(args) -> int:
 
 COMMANDS = {"prepare-data": cmd_prepare, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
             "export": cmd_export, "versions": cmd_versions, "activate": cmd_activate, "users": cmd_users,
-            "round": cmd_round}
+            "round": cmd_round, "tasks": cmd_tasks}
 COMMANDS.update(BACKUP_COMMANDS)
 
 

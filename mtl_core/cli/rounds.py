@@ -21,9 +21,11 @@ def add_parser(sub, type_of) -> None:
     add_nproc(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     for f in fields(RoundConfig):
-        if f.name != "tasks":
+        if f.name not in ("tasks", "new_tasks"):
             p.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=None, type=type_of(f))
     p.add_argument("--tasks", nargs="+", default=None, help="learn from these tasks' corrections only")
+    p.add_argument("--new-tasks", nargs="+", default=None,
+                   help="workspace tasks to join to the model (a new head each; docs/FINETUNE.md)")
 
 
 def add_nproc(parser) -> None:
@@ -82,5 +84,6 @@ def cmd_round(args) -> int:
     else:
         test = out["comparison"]["test"]["tasks"]
         print(f"registered {out['version']} (inactive) from {out['base_version']}: {out['n_corrections']} corrections; "
-              + ", ".join(f"{t} {row['old']:.3f} -> {row['new']:.3f}" for t, row in test.items()))
+              + ", ".join(f"{t} {'new' if row['old'] is None else format(row['old'], '.3f')} -> {row['new']:.3f}"
+                          for t, row in test.items()))
     return 0

@@ -11,12 +11,15 @@ class Example:
     """A labelled text. Token tasks carry `words`/`tags` and `text == " ".join(words)`."""
 
     text: str
-    label: str | float | None = None  # class name, or regression value
+    label: str | float | tuple[str, ...] | None = None  # class name, regression value, or a multi-label set
     words: tuple[str, ...] | None = None  # token tasks only
     tags: tuple[str, ...] | None = None  # token tasks only: BIO tag per word ("O", "B-person", ...)
 
     def __post_init__(self) -> None:
-        # Lists would make the frozen dataclass unhashable; accept them and store tuples.
+        # Lists would make the frozen dataclass unhashable; accept them and store tuples (a list label is a
+        # multi-label set: JSON caches give lists back).
+        if isinstance(self.label, list):
+            object.__setattr__(self, "label", tuple(self.label))
         if self.words is not None and not isinstance(self.words, tuple):
             object.__setattr__(self, "words", tuple(self.words))
         if self.tags is not None and not isinstance(self.tags, tuple):
@@ -40,7 +43,7 @@ class Example:
         """JSON-friendly dict; omits the fields that are None."""
         d: dict[str, Any] = {"text": self.text}
         if self.label is not None:
-            d["label"] = self.label
+            d["label"] = list(self.label) if isinstance(self.label, tuple) else self.label
         if self.words is not None:
             d["words"] = list(self.words)
         if self.tags is not None:

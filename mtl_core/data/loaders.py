@@ -6,6 +6,7 @@ labels while they still know the line number."""
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -16,13 +17,16 @@ from mtl_core.data.corpora import BUILTINS, builtin_files
 from mtl_core.data.errors import DataSourceError
 from mtl_core.data.examples import Example
 from mtl_core.data.readers import read_conll, read_jsonl, read_table
-from mtl_core.tasks import TaskSpec
+from mtl_core.data.uploads import loads_json
+from mtl_core.tasks import MULTILABEL, TaskSpec
 
 Loader = Callable[[dict], list[Example]]
 
 
-def parse_label(raw: Any, options: dict, where: str, column: str) -> str | float:
-    """A raw cell -> float (regression) or class name checked against the task labels."""
+def parse_label(raw: Any, options: dict, where: str, column: str) -> str | float | tuple[str, ...]:
+    """A raw cell -> float (regression), class name or (multi-label) label set checked against the task labels."""
+    if options.get("_kind") == MULTILABEL:
+        return parse_label_set(raw, options.get("_labels") or [], where, column)
     if options.get("_kind") == "regression":
         try:
             value = float(str(raw).strip())
@@ -38,6 +42,30 @@ def parse_label(raw: Any, options: dict, where: str, column: str) -> str | float
     if labels and label not in labels:
         raise DataSourceError(f"{where}: label {label!r} not in task labels {labels}")
     return label
+
+
+def parse_label_set(raw: Any, labels: list[str], where: str, column: str) -> tuple[str, ...]:
+    """A multi-label cell -> its labels in task-file order: a JSON list (`["a", "b"]`, also inside a CSV cell)
+    or a "|"-separated string (`a|b`); empty (`[]`, "") = none of the labels applies."""
+    items = raw
+    if isinstance(raw, str):
+        cell = raw.strip()
+        if cell.startswith("["):
+            try:
+                items = loads_json(cell)  # depth-capped: a cell of 100k "[" is an error, not a crash
+            except json.JSONDecodeError as exc:
+                raise DataSourceError(f"{where}: {column} {cell[:60]!r} is not a JSON list ({exc.msg})") from None
+        else:
+            items = cell.split("|")
+    if raw is None:
+        items = []
+    if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
+        raise DataSourceError(f"{where}: {column} must be a list of labels (JSON list or 'a|b'), got {raw!r:.60}")
+    chosen = {x.strip() for x in items if x.strip()}
+    unknown = sorted(chosen - set(labels)) if labels else []
+    if unknown:
+        raise DataSourceError(f"{where}: labels {unknown} not in task labels {labels}")
+    return tuple(x for x in labels if x in chosen) if labels else tuple(sorted(chosen))
 
 
 def _text(raw: Any, where: str, column: str) -> str:
@@ -173,6 +201,10 @@ def _problem(ex: Example, spec: TaskSpec) -> str | None:
             return "token task examples need words and one tag per word"
         unknown = sorted(set(ex.tags) - set(spec.tag_names))
         return f"tags {unknown} not in the task's tags {spec.tag_names}" if unknown else None
+    if spec.kind == MULTILABEL:
+        ok = isinstance(ex.label, tuple) and all(isinstance(x, str) for x in ex.label)
+        unknown = sorted(set(ex.label) - set(spec.labels)) if ok else []
+        return None if ok and not unknown else f"label {ex.label!r} is not a set of the task labels {spec.labels}"
     if spec.kind == "regression":
         ok = isinstance(ex.label, (int, float)) and not isinstance(ex.label, bool) and math.isfinite(ex.label)
         return None if ok else f"label {ex.label!r} is not a number"

@@ -13,7 +13,7 @@ from pathlib import Path
 from mtl_core.data.examples import Example
 from mtl_core.data.loaders import load_examples, source_files
 from mtl_core.data.splits import SPLITS, label_counts, split_examples, subsample, value_stats
-from mtl_core.tasks import TaskFile, TaskSpec
+from mtl_core.tasks import MULTILABEL, TaskFile, TaskSpec
 
 CACHE_VERSION = 1
 
@@ -109,7 +109,7 @@ def _summary(spec: TaskSpec, examples: list[Example]) -> str:
     parts = ", ".join(f"{k} {v:,}" for k, v in counts.most_common())
     if spec.kind == "token_classification":
         return f"{sum(counts.values()):,} entities: {parts}"
-    total = sum(counts.values()) or 1
+    total = (len(examples) if spec.kind == MULTILABEL else sum(counts.values())) or 1  # multi-label: share of texts
     return ", ".join(f"{k} {v:,} ({v / total:.0%})" for k, v in counts.most_common())
 
 

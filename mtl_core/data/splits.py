@@ -60,11 +60,13 @@ def assign_split(text: str, seed: int = 0, fractions: Sequence[float] = DEFAULT_
 
 
 def _merge(group: list[Example]) -> Example | None:
-    """One example for a group of duplicates; None when a classification vote ties."""
+    """One example for a group of duplicates; None when a classification (or multi-label) vote ties."""
     first = group[0]
     if len(group) == 1 or first.tags is not None:
         return first  # token tasks: keep the first annotation
     labels = [ex.label for ex in group]
+    if all(isinstance(x, tuple) for x in labels):
+        return _merge_sets(first.text, labels)
     if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in labels):
         return Example(first.text, statistics.fmean(labels))
     top = Counter(labels).most_common()
@@ -73,8 +75,17 @@ def _merge(group: list[Example]) -> Example | None:
     return Example(first.text, top[0][0])
 
 
+def _merge_sets(text: str, sets: list[tuple[str, ...]]) -> Example | None:
+    """Multi-label duplicates: a label stays when most copies carry it; None when a label's vote ties."""
+    votes = Counter(label for labels in sets for label in set(labels))
+    if any(2 * n == len(sets) for n in votes.values()):
+        return None
+    order = list(dict.fromkeys(label for labels in sets for label in labels))  # first-seen order
+    return Example(text, tuple(label for label in order if 2 * votes[label] > len(sets)))
+
+
 def dedupe(examples: Iterable[Example]) -> list[Example]:
-    """One example per normalised text, in first-seen order (majority label / mean value)."""
+    """One example per normalised text, in first-seen order (majority label / mean value / per-label majority)."""
     groups: dict[str, list[Example]] = {}
     for ex in examples:
         groups.setdefault(normalise_text(ex.text), []).append(ex)
@@ -112,6 +123,8 @@ def label_counts(examples: Iterable[Example]) -> Counter:
             counts.update(entity_types_of(ex.tags))
         elif isinstance(ex.label, str):
             counts[ex.label] += 1
+        elif isinstance(ex.label, tuple):  # multi-label: texts carrying each label
+            counts.update(ex.label)
     return counts
 
 

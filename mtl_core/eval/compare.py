@@ -16,14 +16,15 @@ from mtl_core.data.bio import tags_to_spans as bio_tags_to_spans
 from mtl_core.eval.metrics import (
     PRIMARY,
     classification_metrics,
+    multilabel_metrics,
     ner_metrics,
     regression_metrics,
     task_outputs,
 )
-from mtl_core.model.decoding import regression_value
+from mtl_core.model.decoding import chosen_labels, regression_value, sigmoid, task_thresholds
 from mtl_core.model.features import featurize, predicted_word_tags
 from mtl_core.model.runner import ModelRunner
-from mtl_core.tasks import TaskSpec
+from mtl_core.tasks import MULTILABEL, TaskSpec
 from mtl_core.workspace import workspace_dir
 
 REGRESSION_TOLERANCE = 1.0  # a regression answer is "wrong" when it is off by more than this
@@ -36,9 +37,11 @@ SKIP_REPORT_KEYS = {"accuracy", "macro avg", "weighted avg", "micro avg"}
 
 
 def gold_answers(spec: TaskSpec, examples: list) -> list:
-    """The gold answer per example: class name, float, or list of BIO tags."""
+    """The gold answer per example: class name, float, list of BIO tags, or (multi-label) list of labels."""
     if spec.kind == "token_classification":
         return [list(ex.tags) for ex in examples]
+    if spec.kind == MULTILABEL:
+        return [list(ex.label) for ex in examples]
     if spec.kind == "regression":
         return [float(ex.label) for ex in examples]
     return [ex.label for ex in examples]
@@ -55,15 +58,19 @@ def predict_answers(runner: ModelRunner, spec: TaskSpec, examples: list) -> list
         return [spec.labels[int(o.argmax())] for o in outs]
     if spec.kind == "regression":
         return [round(float(regression_value(spec, float(o[0]))), 4) for o in outs]
+    if spec.kind == MULTILABEL:
+        return [chosen_labels(spec, sigmoid(o.astype("float64")), task_thresholds(runner.model, spec)) for o in outs]
     return [predicted_word_tags(spec, f, o, crf=crf, n_words=len(ex.words)) for f, o, ex in zip(feats, outs, examples)]
 
 
 def is_right(kind: str, gold: Any, pred: Any, tolerance: float = REGRESSION_TOLERANCE) -> bool:
-    """Classification: same label; regression: within `tolerance`; NER: every word's tag right."""
+    """Classification: same label; regression: within `tolerance`; NER: every word's tag right; multi-label: same set."""
     if kind == "regression":
         return abs(float(gold) - float(pred)) <= tolerance
     if kind == "token_classification":
         return list(gold) == list(pred)
+    if kind == MULTILABEL:
+        return set(gold) == set(pred)
     return gold == pred
 
 
@@ -73,6 +80,8 @@ def answer_metrics(spec: TaskSpec, gold: list, pred: list) -> dict:
         m = classification_metrics(spec, gold, pred)
     elif spec.kind == "regression":
         m = regression_metrics(gold, pred)
+    elif spec.kind == MULTILABEL:
+        m = multilabel_metrics(spec, gold, pred)
     else:
         m = ner_metrics(gold, pred)
         m["report"] = _plain(m["report"])
@@ -117,6 +126,8 @@ def format_answer(kind: str, answer: Any, words: list[str] | None = None) -> str
     if kind == "token_classification":
         spans = tags_to_spans(words or [], list(answer))
         return "; ".join(f"{text} ({label})" for text, label in spans) or "(no entities)"
+    if kind == MULTILABEL:
+        return " | ".join(answer) or "(no labels)"
     return str(answer)
 
 
@@ -192,20 +203,25 @@ def fixed_and_broken(task: str, kind: str, examples: list, gold: list, old: list
 def regressions(comparison: dict, threshold: float = REGRESSION_THRESHOLD) -> list[str]:
     """Tasks whose primary metric dropped by more than `threshold` (0.01 = 1 point).
 
-    Accepts a comparison dict (its "tasks") or the task -> {delta} mapping itself."""
+    Accepts a comparison dict (its "tasks") or the task -> {delta} mapping itself; a new task (delta None) never."""
     tasks = comparison.get("tasks", comparison) if isinstance(comparison, dict) else {}
-    return sorted(t for t, row in tasks.items() if isinstance(row, dict) and row.get("delta", 0.0) < -threshold)
+    return sorted(t for t, row in tasks.items() if isinstance(row, dict) and (row.get("delta") or 0.0) < -threshold)
 
 
 def compare_answers(specs: dict[str, TaskSpec], sets: dict[str, list], old: dict[str, list],
                     new: dict[str, list], split: str) -> dict:
-    """Full comparison of two models' answers on `sets` (task -> examples)."""
-    old_m, new_m, fixed, broken, counts = {}, {}, [], [], {}
+    """Full comparison of two models' answers on `sets` (task -> examples). A task only the new model answers
+    (a round joined it: "new_tasks") gets a "tasks" row with old and delta None, "new_task" True, and no more."""
+    old_m, new_m, fixed, broken, counts, added = {}, {}, [], [], {}, {}
     for task, examples in sets.items():
-        if not examples or task not in old or task not in new:
+        if not examples or task not in new:
             continue
         spec = specs[task]
         gold = gold_answers(spec, examples)
+        if task not in old:
+            added[task] = {"metric": PRIMARY[spec.kind], "old": None, "delta": None, "n": len(examples),
+                           "new": float(answer_metrics(spec, gold, new[task])["primary"]), "new_task": True}
+            continue
         old_m[task] = {**answer_metrics(spec, gold, old[task]), "metric": PRIMARY[spec.kind]}
         new_m[task] = {**answer_metrics(spec, gold, new[task]), "metric": PRIMARY[spec.kind]}
         f, b = fixed_and_broken(task, spec.kind, examples, gold, old[task], new[task], split)
@@ -215,10 +231,11 @@ def compare_answers(specs: dict[str, TaskSpec], sets: dict[str, list], old: dict
         right_new = sum(is_right(spec.kind, g, n) for g, n in zip(gold, new[task]))
         counts[task] = {"n": len(examples), "right_old": right_old, "right_new": right_new,
                         "fixed": len(f), "broken": len(b)}
-    tasks = primary_deltas(old_m, new_m)
+    tasks = dict(sorted({**primary_deltas(old_m, new_m), **added}.items()))
     return {
         "split": split,
         "tasks": tasks,
+        "new_tasks": sorted(added),
         "metrics": metric_deltas(old_m, new_m),
         "labels": label_deltas(old_m, new_m),
         "confusion": confusion_diff(old_m, new_m, {t: list(s.labels) for t, s in specs.items()}),

@@ -1,4 +1,4 @@
-"""Per-task metrics on prepared splits: classification, regression, entity-level NER."""
+"""Per-task metrics on prepared splits: classification, regression, entity-level NER, multi-label."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from seqeval.metrics import f1_score, precision_score, recall_score
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix
 from sklearn.metrics import f1_score as sk_f1
 
-from mtl_core.model.decoding import regression_value
+from mtl_core.model.decoding import chosen_labels, regression_value, sigmoid, task_thresholds
 from mtl_core.model.features import (
     Feature,
     collate,
@@ -22,12 +22,13 @@ from mtl_core.model.features import (
     sorted_batches,
 )
 from mtl_core.model.runner import ModelRunner
-from mtl_core.tasks import TaskFile, TaskSpec
+from mtl_core.tasks import MULTILABEL, TaskFile, TaskSpec
 
 if TYPE_CHECKING:  # annotations only: no import cost or cycle at run time
     from mtl_core.model.modeling import MultiTaskModel
 
-PRIMARY = {"classification": "macro_f1", "regression": "pearson", "token_classification": "f1"}
+PRIMARY = {"classification": "macro_f1", "regression": "pearson", "token_classification": "f1",
+           MULTILABEL: "micro_f1"}
 
 
 @torch.inference_mode()
@@ -52,6 +53,33 @@ def classification_metrics(spec: TaskSpec, gold: list[str], pred: list[str]) -> 
     }
     for label in spec.labels:
         m[f"f1_{label}"] = m["report"][label]["f1-score"]
+    return m
+
+
+def multilabel_metrics(spec: TaskSpec, gold: list, pred: list) -> dict:
+    """Label sets per text: micro-F1 over every (text, label) decision, macro-F1 (mean of the labels' F1; a
+    label neither gold nor predicted anywhere counts 0, as sklearn's zero_division=0), exact-set accuracy,
+    and per label precision/recall/F1/support (`report`, `f1_<label>`)."""
+    gold_sets, pred_sets = [set(g) for g in gold], [set(p) for p in pred]
+    report, total = {}, np.zeros(3)  # total: tp, fp, fn over every label
+    for label in spec.labels:
+        tp = sum(label in g and label in p for g, p in zip(gold_sets, pred_sets))
+        fp = sum(label not in g and label in p for g, p in zip(gold_sets, pred_sets))
+        fn = sum(label in g and label not in p for g, p in zip(gold_sets, pred_sets))
+        total += (tp, fp, fn)
+        report[label] = {"precision": tp / (tp + fp) if tp + fp else 0.0, "recall": tp / (tp + fn) if tp + fn else 0.0,
+                         "f1-score": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0, "support": tp + fn}
+    tp, fp, fn = total
+    m = {
+        "micro_f1": float(2 * tp / (2 * tp + fp + fn)) if tp + fp + fn else 0.0,
+        "micro_precision": float(tp / (tp + fp)) if tp + fp else 0.0,
+        "micro_recall": float(tp / (tp + fn)) if tp + fn else 0.0,
+        "macro_f1": float(np.mean([r["f1-score"] for r in report.values()])),
+        "exact_match": float(np.mean([g == p for g, p in zip(gold_sets, pred_sets)])) if gold_sets else 0.0,
+        "report": report,
+    }
+    for label in spec.labels:
+        m[f"f1_{label}"] = report[label]["f1-score"]
     return m
 
 
@@ -83,6 +111,10 @@ def evaluate_task(runner: ModelRunner, spec: TaskSpec, examples: list) -> dict:
         m = classification_metrics(spec, [ex.label for ex in examples], pred)
     elif spec.kind == "regression":
         m = regression_metrics([ex.label for ex in examples], [regression_value(spec, float(o[0])) for o in outs])
+    elif spec.kind == MULTILABEL:
+        thresholds = task_thresholds(runner.model, spec)
+        pred = [chosen_labels(spec, sigmoid(o.astype(np.float64)), thresholds) for o in outs]
+        m = multilabel_metrics(spec, [list(ex.label) for ex in examples], pred)
     else:
         gold = [list(ex.tags) for ex in examples]
         pred = [predicted_word_tags(spec, f, o, crf=crf, n_words=len(g)) for f, o, g in zip(feats, outs, gold)]

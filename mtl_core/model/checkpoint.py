@@ -8,6 +8,7 @@
     train_config.json   how it was trained (optional)
     metrics.json        dev/test metrics (optional)
     applicability.json  which tasks apply to a text (optional; model/applicability.py)
+    thresholds.json     multi-label heads' per-label decision thresholds, tuned on dev (optional; 0.5 without)
     checksums.json      SHA-256 of every weights file, written last and checked on load (older checkpoints
                         have none and load unchecked)
 """
@@ -35,6 +36,7 @@ if TYPE_CHECKING:  # annotations only: no import cost or cycle at run time
 
 REQUIRED = ("encoder/config.json", "tokenizer", "heads.safetensors", "tasks.json", "model_config.json")
 CHECKSUMS = "checksums.json"
+THRESHOLDS = "thresholds.json"
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
 HASH_CHUNK = 1 << 20
 
@@ -67,13 +69,16 @@ def save_checkpoint(
     (out / APPLICABILITY).unlink(missing_ok=True)
     if getattr(model, "applicability", None) is not None:
         save_applicability(model.applicability, out)
+    (out / THRESHOLDS).unlink(missing_ok=True)
+    if getattr(model, "thresholds", None):
+        _write_json(out / THRESHOLDS, {"tasks": model.thresholds})
     _write_json(out / CHECKSUMS, {"sha256": {rel: _sha256(out / rel) for rel in _weight_files(out)}})
     return out
 
 
 def _weight_files(root: Path) -> list[str]:
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
-                  if (p.suffix in WEIGHT_SUFFIXES or p.name == APPLICABILITY) and p.is_file())
+                  if (p.suffix in WEIGHT_SUFFIXES or p.name in (APPLICABILITY, THRESHOLDS)) and p.is_file())
 
 
 def _sha256(path: Path) -> str:
@@ -147,6 +152,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
     try:
         model = _assemble(encoder, task_file, config, heads, root)
         model.applicability = _applicability(root)  # None for checkpoints saved before it: every task applies
+        model.thresholds = _thresholds(root, task_file)  # {} without the file: every label at 0.5
         meta = {
             "train_config": _read_json(root / "train_config.json") if (root / "train_config.json").exists() else {},
             "metrics": _read_json(root / "metrics.json") if (root / "metrics.json").exists() else {},
@@ -184,6 +190,24 @@ def _applicability(root: Path) -> Applicability | None:
         return Applicability.from_dict(_read_json(root / APPLICABILITY))
     except ValueError as exc:
         raise CheckpointError(f"checkpoint {root}: {APPLICABILITY}: {exc}") from None
+
+
+def _thresholds(root: Path, task_file: TaskFile) -> dict[str, dict[str, float]]:
+    """task -> label -> threshold in [0, 1], for the file's multi-label tasks and labels only."""
+    if not (root / THRESHOLDS).exists():
+        return {}
+    saved = _read_json(root / THRESHOLDS).get("tasks")
+    labels = {t.name: set(t.labels) for t in task_file.tasks}
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"checkpoint {root}: {THRESHOLDS} has no 'tasks' table")
+    out = {}
+    for task, table in saved.items():
+        ok = isinstance(table, dict) and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1
+                                             for v in table.values())
+        if not ok or task not in labels or not set(table) <= labels[task]:
+            raise CheckpointError(f"checkpoint {root}: {THRESHOLDS}: bad thresholds for task {task!r}")
+        out[task] = {str(k): float(v) for k, v in table.items()}
+    return out
 
 
 def _private_depth(heads: dict) -> int:

@@ -9,14 +9,41 @@ import numpy as np
 from mtl_core.data.bio import tags_to_spans
 from mtl_core.model.bio_viterbi import decode_words
 from mtl_core.model.encoding import EncodedBatch
-from mtl_core.tasks import TaskSpec
-from mtl_core.types import ClassPrediction, RegressionPrediction, Span, TokenPrediction
+from mtl_core.tasks import MULTILABEL, TaskSpec
+from mtl_core.types import ClassPrediction, MultiLabelPrediction, RegressionPrediction, Span, TokenPrediction
+
+DEFAULT_THRESHOLD = 0.5  # a multi-label head's threshold for a label that has no tuned one
 
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     z = x - x.max(axis=axis, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=axis, keepdims=True)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -60.0, 60.0)))  # clipped: no overflow warning for huge logits
+
+
+def task_thresholds(model, spec: TaskSpec) -> dict[str, float]:
+    """A multi-label head's per-label thresholds: `model.thresholds[task]` (tuned on dev after training,
+    saved as thresholds.json), DEFAULT_THRESHOLD for a label without one."""
+    saved = (getattr(model, "thresholds", None) or {}).get(spec.name) or {}
+    return {label: float(saved.get(label, DEFAULT_THRESHOLD)) for label in spec.labels}
+
+
+def chosen_labels(spec: TaskSpec, probs: np.ndarray, thresholds: dict[str, float] | None) -> list[str]:
+    """The labels whose probability reaches their threshold, in task-file order. probs: (n_labels,)."""
+    thresholds = thresholds or {}
+    return [lab for lab, p in zip(spec.labels, probs) if p >= thresholds.get(lab, DEFAULT_THRESHOLD)]
+
+
+def decode_multilabel(spec: TaskSpec, logits: np.ndarray, thresholds: dict[str, float] | None) -> MultiLabelPrediction:
+    """(n_labels,) logits -> independent sigmoid probabilities, each label chosen at its own threshold."""
+    probs = sigmoid(logits.astype(np.float64))
+    thr = {lab: float((thresholds or {}).get(lab, DEFAULT_THRESHOLD)) for lab in spec.labels}
+    return MultiLabelPrediction(labels=chosen_labels(spec, probs, thr),
+                                probs={lab: float(p) for lab, p in zip(spec.labels, probs)}, thresholds=thr)
 
 
 def regression_value(spec: TaskSpec, raw: float) -> float:
@@ -93,9 +120,13 @@ def bio_to_spans(words: list[tuple[int, int, str, float]], text: str) -> list[Sp
     return spans
 
 
-def decode_task(spec: TaskSpec, logits: np.ndarray, batch: EncodedBatch, row: int, text: str, crf: dict | None = None):
+def decode_task(spec: TaskSpec, logits: np.ndarray, batch: EncodedBatch, row: int, text: str, crf: dict | None = None,
+                thresholds: dict[str, float] | None = None):
+    """`thresholds`: a multi-label head's per-label thresholds (`task_thresholds`); 0.5 where missing."""
     if spec.kind == "classification":
         return decode_class(spec, logits)
+    if spec.kind == MULTILABEL:
+        return decode_multilabel(spec, logits, thresholds)
     if spec.kind == "regression":
         lo, hi = spec.value_range
         return RegressionPrediction(value=regression_value(spec, float(logits[0])), low=lo, high=hi)

@@ -23,7 +23,7 @@ from torch import nn
 
 from mtl_core.model.features import IGNORE, collate, featurize, model_inputs, sorted_batches
 from mtl_core.model.runner import ModelRunner
-from mtl_core.tasks import TaskSpec
+from mtl_core.tasks import MULTILABEL, TaskSpec
 
 MIN_RADIUS = 1e-3  # below this a key would only match its own text, and only in the same numeric path
 MARGIN = 10.0  # logit of a remembered class (softmax ~0.9999 against zeros)
@@ -149,6 +149,9 @@ def attach_round_memory(runner: ModelRunner, corrections: dict[str, list], prepa
     stats = {}
     for task, examples in corrections.items():
         spec = model.tasks[task]
+        if spec.kind == MULTILABEL:  # keys hold one class id per text: label sets are left to the weights
+            stats[task] = {"candidates": len(examples), "keys": 0, "conflicting": 0, "unsupported": 1}
+            continue
         data = prepared.get(task, {})
         flags = data.get("distill") or []
         replay = [ex for ex, is_replay in zip(data.get("train", []), flags) if is_replay][:max_refs]

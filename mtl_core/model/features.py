@@ -12,7 +12,7 @@ import torch
 from mtl_core.model.bio_viterbi import decode_words
 from mtl_core.model.decoding import regression_target
 from mtl_core.model.word_shape import shape_ids
-from mtl_core.tasks import TaskSpec
+from mtl_core.tasks import MULTILABEL, TaskSpec
 
 if TYPE_CHECKING:  # annotations only: no import cost or cycle at run time
     from transformers import PreTrainedTokenizerBase
@@ -23,7 +23,8 @@ IGNORE = -100  # label id for tokens that carry no NER label (continuation piece
 @dataclass
 class Feature:
     input_ids: list[int]
-    label: int | float | list[int]  # class id, normalised regression target, or per-token tag ids
+    label: int | float | list[int] | list[float]  # class id, normalised regression target, per-token tag ids,
+    # or (multi-label) a multi-hot row: 1.0 per label the text carries
     word_index: list[int] | None = None  # token tasks: word each piece starts, -1 for none
     soft: float | list | None = None  # distillation target (mtl_core.train.distill), replaces the label's one-hot
     shape_ids: list[int] | None = None  # token tasks: word-shape id per piece (word_shape.py)
@@ -40,6 +41,8 @@ def featurize(spec: TaskSpec, examples: list, tokenizer: PreTrainedTokenizerBase
             out.append(_token_feature(spec, ex, ids, offsets))
         elif spec.kind == "regression":
             out.append(Feature(ids, regression_target(spec, ex.label)))
+        elif spec.kind == MULTILABEL:
+            out.append(Feature(ids, [1.0 if lab in ex.label else 0.0 for lab in spec.labels]))
         else:
             out.append(Feature(ids, spec.labels.index(ex.label)))
     return out
@@ -84,6 +87,8 @@ def collate(features: list[Feature], kind: str, pad_id: int) -> dict[str, torch.
         out["shape_ids"] = shapes
     elif kind == "regression":
         labels = torch.tensor([f.label for f in features], dtype=torch.float)
+    elif kind == MULTILABEL:
+        labels = torch.tensor([f.label for f in features], dtype=torch.float)  # (B, n_labels) multi-hot
     else:
         labels = torch.tensor([f.label for f in features], dtype=torch.long)
     out["labels"] = labels

@@ -79,9 +79,11 @@ def bio_spans(example: Example) -> list[dict[str, Any]]:
 
 
 def gold_value(spec: TaskSpec, example: Example) -> Any:
-    """An Example's label in the annotation-value format: class name, float, or span list."""
+    """An Example's label in the annotation-value format: class name, float, span list, or label list."""
     if spec.kind == "token_classification":
         return bio_spans(example)
+    if isinstance(example.label, tuple):  # multi-label
+        return list(example.label)
     if spec.kind == "regression":
         return float(example.label)  # type: ignore[arg-type]
     return example.label

@@ -11,8 +11,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from mtl_core.review import multilabel
 from mtl_core.tasks import ContradictionRule, TaskFile
-from mtl_core.types import ClassPrediction, Prediction, RegressionPrediction, TaskPrediction, TokenPrediction
+from mtl_core.types import (
+    ClassPrediction,
+    MultiLabelPrediction,
+    Prediction,
+    RegressionPrediction,
+    TaskPrediction,
+    TokenPrediction,
+)
 
 # Tie-break between equal scores: a broken rule is more telling than mere doubt.
 REASON_PRIORITY = {
@@ -64,8 +72,9 @@ def normalised_entropy(probs: Mapping[str, float]) -> float:
 
 
 def uncertainty(pred: Prediction, index: int) -> list[Candidate]:
-    """Classification: small margin / high entropy. NER: the least confident span. Not for a task that does
-    not apply to the text (`Prediction.applies_to`): its doubt says nothing about the text."""
+    """Classification: small margin / high entropy. NER: the least confident span. Multi-label: the probability
+    closest to its threshold. Not for a task that does not apply to the text (`Prediction.applies_to`): its
+    doubt says nothing about the text."""
     out = []
     for task, answer in pred.tasks.items():
         if not pred.applies_to(task):
@@ -80,6 +89,8 @@ def uncertainty(pred: Prediction, index: int) -> list[Candidate]:
             weakest = min(answer.spans, key=lambda s: s.score)
             detail = f"{task}: span '{weakest.text}' as {weakest.label} has score {weakest.score:.2f}"
             out.append(Candidate(index, pred.text, "uncertain", task, 1.0 - weakest.score, detail))
+        elif isinstance(answer, MultiLabelPrediction) and (doubt := multilabel.uncertain(task, answer)):
+            out.append(Candidate(index, pred.text, "uncertain", task, *doubt))
     return out
 
 
@@ -136,6 +147,8 @@ def _disagreement(answer: TaskPrediction, other: Any, delta: float) -> tuple[flo
         if abs(answer.value - given) <= delta * width:
             return None
         return min(1.0, abs(answer.value - given) / (0.5 * width)), f"{given:.2f} -> {answer.value:.2f}"
+    if isinstance(answer, MultiLabelPrediction):
+        return multilabel.disagreement(answer, other)
     if isinstance(answer, TokenPrediction):
         spans = other.spans if isinstance(other, TokenPrediction) else (other or [])
         mine, theirs = {_span_key(s) for s in answer.spans}, {_span_key(s) for s in spans}
@@ -182,6 +195,8 @@ def annotator_conflict(index: int, text: str, task: str, values: Mapping[str, An
     """Annotators disagree: score = share of annotators outside the majority, doubled (a 1-1 split is 1.0)."""
 
     def key(v: Any) -> str:
+        if isinstance(v, list) and all(isinstance(s, str) for s in v):
+            return repr(sorted(set(v)))  # a multi-label set
         return repr(sorted(_span_key(s) for s in v)) if isinstance(v, list) else repr(v)
 
     counts = Counter(key(v) for v in values.values())
@@ -210,12 +225,14 @@ def candidates_for(
 
 
 def confidence(answer: TaskPrediction) -> float | None:
-    """The model's confidence in a head's answer: the class probability, or the weakest span's score (None
-    for regression and for no spans: nothing to doubt)."""
+    """The model's confidence in a head's answer: the class probability, the weakest span's score, or (multi-label)
+    0.5 + half the closest decision's distance from its threshold (None for regression and for no spans)."""
     if isinstance(answer, ClassPrediction):
         return answer.score
     if isinstance(answer, TokenPrediction) and answer.spans:
         return min(s.score for s in answer.spans)
+    if isinstance(answer, MultiLabelPrediction):
+        return multilabel.confidence(answer)
     return None
 
 

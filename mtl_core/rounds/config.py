@@ -15,6 +15,8 @@ class RoundConfig:
     """How a round trains. The defaults fit a 200-correction round in ~2 minutes on a 2-core CPU."""
 
     tasks: list[str] | None = None  # tasks whose corrections are used; None = every task with corrections
+    new_tasks: list[str] | None = None  # workspace tasks to join to the model, a new head each (rounds/join.py);
+    # None = none; a joined task learns from its store labels + its dataset's train split, never distilled
     strategy: str = "full"  # "full": whole encoder; "freeze": lower `freeze_layers` fixed; "lora": adapters
     freeze_layers: int = 3  # "freeze": embeddings + lower K encoder layers stay as they are
     lora_r: int = 8  # "lora": adapter rank on the attention query/value projections
@@ -52,6 +54,10 @@ class RoundConfig:
             if isinstance(self.tasks, str) or not all(isinstance(t, str) for t in self.tasks):
                 raise ValueError("RoundConfig.tasks: a list of task names (or None)")
             self.tasks = list(self.tasks)
+        if self.new_tasks is not None:
+            if isinstance(self.new_tasks, str) or not all(isinstance(t, str) for t in self.new_tasks):
+                raise ValueError("RoundConfig.new_tasks: a list of task names (or None)")
+            self.new_tasks = list(dict.fromkeys(self.new_tasks)) or None
         for name in ("steps", "batch_size", "lora_r", "lora_alpha", "correction_upsample", "dev_size", "log_every"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"RoundConfig.{name}: must be >= 1")

@@ -3,7 +3,8 @@
 A round runs in phases: load (base version, data, corrections), answer old (the base on the frozen
 test splits and on the corrections), train (corrections + replay, `round_data`), edit memory,
 answer new, save. It registers the result as a new, *inactive* version whose parent is the base.
-Promotion is the user's call (Registry.activate); a round never activates anything.
+Promotion is the user's call (Registry.activate); a round never activates anything. A round may also join
+workspace tasks the base has no head for (`RoundConfig.new_tasks`, `join.py`): the new version has a head for each.
 
 Runs in the background worker as job kind "train_round" (params: RoundConfig fields + base_version),
 or in-process through `run_round` (benchmarks, tests).
@@ -23,13 +24,16 @@ from mtl_core.eval.compare import answers_for, cached_answers, compare_answers, 
 from mtl_core.model.applicability_fit import fit_applicability, train_texts
 from mtl_core.model.checkpoint import load_checkpoint, save_checkpoint
 from mtl_core.model.edit_memory import attach_round_memory
+from mtl_core.model.new_heads import add_heads
 from mtl_core.model.registry import Registry
 from mtl_core.model.runner import ModelRunner
 from mtl_core.progress import Cancelled, JobRun, PrintReporter, Reporter
 from mtl_core.rounds.config import STRATEGIES, RoundConfig
+from mtl_core.rounds.join import applicability_texts, check_round_data, extend_task_file, with_test_sets
 from mtl_core.rounds.round_data import RoundData, build_round_data, load_corrections
+from mtl_core.rounds.warm_start import warm_start_heads
 from mtl_core.store.db import Sessions, open_store
-from mtl_core.tasks import TaskFile
+from mtl_core.tasks import TaskFile, TaskSpec
 from mtl_core.train.loop import TrainResult, train
 from mtl_core.workspace import data_cache_dir
 
@@ -55,6 +59,7 @@ class RoundResult:
     stopped: str  # TrainResult.stopped
     timings: dict[str, float]  # seconds per phase + "total"
     comparison: dict  # "test", "corrections", "corrections_weights_only", "edit_memory", "regressions"
+    joined: list[str] = field(default_factory=list)  # new tasks the round gave a head (RoundConfig.new_tasks)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -77,6 +82,7 @@ class _Round:
     memory: dict = field(default_factory=dict)  # task -> edit-memory stats
     result: TrainResult | None = None
     phases: dict[str, float] = field(default_factory=dict)
+    joined: list[TaskSpec] = field(default_factory=list)  # new tasks: their heads are added before training
 
 
 def run_round(home: str | Path | None = None, base_version: str | None = None, cfg: RoundConfig | None = None,
@@ -99,7 +105,7 @@ def run_round(home: str | Path | None = None, base_version: str | None = None, c
     return RoundResult(version=version, base_version=r.base, strategy=cfg.strategy,
                        n_corrections=len(r.data.correction_ids), counts=r.data.counts, skipped=r.data.skipped,
                        best_step=r.result.best_step, stopped=r.result.stopped, timings=timings,
-                       comparison=comparison)
+                       comparison=comparison, joined=[t.name for t in r.joined])
 
 
 def _timed(phase: str, r: _Round, fn):
@@ -119,29 +125,35 @@ def _load(home, base_version: str | None, cfg: RoundConfig, sessions: Sessions |
     reg.get(base)  # KeyError naming an unknown version
     reporter.check_cancelled()
     reporter.progress(0, cfg.steps, f"loading {base} and the data")
-    model, tokenizer, task_file, meta = load_checkpoint(reg.path_of(base))
+    model, tokenizer, base_tasks, meta = load_checkpoint(reg.path_of(base))
+    task_file, joined = extend_task_file(reg.home, base_tasks, cfg.new_tasks)
     data_seed = int(meta["train_config"].get("data_seed", meta["train_config"].get("seed", 0)))
     prepared = prepare_all(task_file, data_cache_dir(reg.home), seed=data_seed, base_dir=data_dir)
     sessions = sessions or open_store(reg.home)[1]
     with sessions() as s:
-        corrections = load_corrections(s, cfg.tasks)
-    data = build_round_data(task_file, prepared, corrections, tasks=cfg.tasks, replay_ratio=cfg.replay_ratio,
+        corrections = load_corrections(s)  # every task's: held-out test sets (join.py) need them
+    prepared, test_sets = with_test_sets(task_file, prepared, corrections)
+    names = [t.name for t in joined]
+    tasks = None if cfg.tasks is None else cfg.tasks + names  # a joined task's labels are always used
+    data = build_round_data(task_file, prepared, corrections, tasks=tasks, replay_ratio=cfg.replay_ratio,
                             upsample=cfg.correction_upsample, min_replay=cfg.min_replay,
                             replay_all_tasks=cfg.replay_all_tasks, stream_size=cfg.steps * cfg.batch_size,
-                            seed=cfg.seed)
-    if not data.correction_ids:
-        raise ValueError(f"no usable corrections (found {len(corrections)}; skipped: {data.skipped})")
-    reporter.log(f"round data: {json.dumps(data.counts)}; skipped {json.dumps(data.skipped)}")
-    test_sets = {n: prepared[n]["test"] for n in model.tasks if prepared.get(n, {}).get("test")}
+                            seed=cfg.seed, joined=tuple(names))
+    check_round_data(data, joined, len(corrections))
+    reporter.log(f"round data: {json.dumps(data.counts)}; skipped {json.dumps(data.skipped)}"
+                 + (f"; joining {names}" if names else ""))
     runner = ModelRunner.of(model, tokenizer, cfg.device)
     model.set_attention(eager=False)  # SDPA: no attention weights needed, faster
-    return _Round(cfg, reg, base, runner, task_file, data_seed, data, test_sets, train_texts(prepared))
+    return _Round(cfg, reg, base, runner, task_file, data_seed, data, test_sets,
+                  applicability_texts(train_texts(prepared), data), joined=joined)
 
 
 def _answer_old(r: _Round, reporter: Reporter) -> None:
     """The base's answers on the test splits (cached per version) and on the corrections."""
     reporter.progress(0, r.cfg.steps, f"evaluating {r.base} on the test splits")
-    r.answers["old_test"] = cached_answers(r.reg.home, r.base, r.runner, r.test_sets)
+    # the base's tasks only: the cache key stays the one of rounds without new tasks
+    old_sets = {t: exs for t, exs in r.test_sets.items() if t in r.runner.model.tasks}
+    r.answers["old_test"] = cached_answers(r.reg.home, r.base, r.runner, old_sets)
     r.answers["old_corr"] = answers_for(r.runner, r.data.corrections)
     r.runner.model.memory.clear()  # the base's edits: the round trains the network itself, and rebuilds them after
 
@@ -149,6 +161,11 @@ def _answer_old(r: _Round, reporter: Reporter) -> None:
 def _train(r: _Round, reporter: Reporter) -> None:
     reporter.check_cancelled()
     model = r.runner.model
+    add_heads(model, r.joined, seed=r.cfg.seed)  # after the old answers: the base has no head for them
+    if r.joined:  # linear probe first (warm_start.py): a random head would distort the encoder and learn little
+        probes = warm_start_heads(r.runner, r.joined, {t.name: list(dict.fromkeys(r.data.prepared[t.name]["train"]))
+                                                       for t in r.joined}, seed=r.cfg.seed)
+        reporter.log(f"new heads fitted on the frozen encoder first: {json.dumps(probes)}")
     if r.cfg.strategy == "lora":
         _add_lora(model, r.cfg)
     r.result = train(model, r.runner.tokenizer, r.task_file, r.data.prepared, r.cfg.train_config(),
@@ -202,7 +219,9 @@ def _save(r: _Round, comparison: dict, note: str, reporter: Reporter) -> str:
         "skipped": data.skipped,
         "round_config": asdict(cfg),
         "edit_memory": {task: st.get("keys", 0) for task, st in r.memory.items()},
-        "base_metrics": {task: round(row["old"], 4) for task, row in comparison["test"]["tasks"].items()},
+        "base_metrics": {task: round(row["old"], 4) for task, row in comparison["test"]["tasks"].items()
+                         if row["old"] is not None},  # a joined task has no old metric
+        "joined": [t.name for t in r.joined],
     }
     metrics = {"test": {"tasks": {k: {"primary": v} for k, v in summary.items()}},
                "corrections": comparison["corrections"]["counts"], "history": r.result.history}
@@ -210,6 +229,8 @@ def _save(r: _Round, comparison: dict, note: str, reporter: Reporter) -> str:
                     "parent": r.base}
     staging = r.reg.staging_dir("round")
     n_corr = len(data.correction_ids)
+    joins = f", joins {', '.join(t.name for t in r.joined)}" if r.joined else ""
+    note = note or f"round from {r.base}: {n_corr} corrections ({cfg.strategy}){joins}"
     # the encoder moved: the base's applicability no longer fits its representation (fewer texts than after
     # training: a round has a 120 s budget; ~10 s on 2 CPU cores)
     r.runner.model.applicability = fit_applicability(r.runner.model, r.runner.tokenizer, r.train_texts,
@@ -217,7 +238,7 @@ def _save(r: _Round, comparison: dict, note: str, reporter: Reporter) -> str:
     try:
         save_checkpoint(r.runner.model.cpu(), r.runner.tokenizer, r.task_file, staging,
                         train_config=train_config, metrics=metrics)
-        info = r.reg.register(staging, note=note or f"round from {r.base}: {n_corr} corrections ({cfg.strategy})",
+        info = r.reg.register(staging, note=note,
                               parent=r.base, metrics=summary, extra=extra, activate=False)
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # gone after register moved it; cleans up on failure

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from mtl_core.data.bio import CharSpan, spans_to_tags, tags_to_spans, whitespace_offsets
 from mtl_core.data.examples import Example
 from mtl_core.store import current_labels, get_texts
-from mtl_core.tasks import TaskFile, TaskSpec
+from mtl_core.tasks import MULTILABEL, TaskFile, TaskSpec
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,10 @@ def correction_example(spec: TaskSpec, text: str, value: Any) -> Example | None:
             return None
         lo, hi = spec.value_range
         return Example(text=text, label=min(max(v, lo), hi))
+    if spec.kind == MULTILABEL:  # a list of labels ([] = none applies); an unknown label voids it
+        if not isinstance(value, list) or not all(isinstance(v, str) and v in spec.labels for v in value):
+            return None
+        return Example(text=text, label=tuple(label for label in spec.labels if label in value))
     return Example(text=text, label=value) if value in spec.labels else None
 
 
@@ -138,14 +142,16 @@ def replay_sample(examples: list[Example], k: int, seed: int, task: str, exclude
 def build_round_data(task_file: TaskFile, prepared: dict[str, dict[str, list[Example]]],
                      corrections: list[Correction], *, tasks: list[str] | None = None, replay_ratio: float = 4.0,
                      upsample: int = 4, min_replay: int = 32, replay_all_tasks: bool = True,
-                     stream_size: int = 0, seed: int = 0) -> RoundData:
+                     stream_size: int = 0, seed: int = 0, joined: tuple[str, ...] = ()) -> RoundData:
     """Corrections (test texts excluded) upsampled + replay, per task, ready for `training.train`.
 
     `tasks`: tasks whose corrections are used (None = all). With `replay_all_tasks`, every task with
     training data gets replay (at least `min_replay`), so the ones without corrections are not forgotten.
     Replay size: `replay_ratio` originals per correction, grown so that the round's `stream_size`
     (steps x batch size) draws each replayed original about once: a small replay pool seen over and
-    over would be memorised, and that is forgetting too."""
+    over would be memorised, and that is forgetting too.
+    `joined`: tasks new to the model (rounds/join.py): all of their train split is used, none of it distilled
+    (the base has no answer to keep), and the old tasks are replayed for them as for corrections."""
     specs = {t.name: t for t in task_file.tasks}
     frozen = frozen_texts(prepared)
     skipped = {"in_test_split": 0, "invalid_label": 0, "unknown_task": 0}
@@ -166,7 +172,9 @@ def build_round_data(task_file: TaskFile, prepared: dict[str, dict[str, list[Exa
             by_task.setdefault(c.task, {})[normalise(ex.text)] = (c.event_id, ex)  # later event wins
     total = sum(len(v) for v in by_task.values())
     trainable = [t for t in specs if prepared.get(t, {}).get("train")]
-    replayed = [t for t in specs if t in by_task or (replay_all_tasks and total and t in trainable)]
+    wanted = total or any(t in trainable for t in joined)  # new data moves the encoder as corrections do
+    replayed = [t for t in specs if t in by_task or (t in joined and t in trainable)
+                or (replay_all_tasks and wanted and t in trainable)]
     base = {t: math.ceil(replay_ratio * len(by_task.get(t, {}))) for t in replayed}
     fill = max(0, stream_size - upsample * total - sum(base.values())) if replay_ratio > 0 else 0
     out, counts, ids = {}, {}, []
@@ -175,13 +183,16 @@ def build_round_data(task_file: TaskFile, prepared: dict[str, dict[str, list[Exa
         k = max(min_replay, base[task] + fill // max(1, len(replayed))) if replay_ratio > 0 else 0
         originals = prepared.get(task, {})
         spec = specs[task]
-        replay = replay_sample(originals.get("train", []), k, seed, task, set(corr),
-                               labels=list(spec.labels) if spec.kind == "classification" else None)
+        if task in joined:  # a new task's dataset is new data, not replay: all of it, never distilled
+            replay = [ex for ex in originals.get("train", []) if normalise(ex.text) not in corr]
+        else:
+            replay = replay_sample(originals.get("train", []), k, seed, task, set(corr),
+                                   labels=list(spec.labels) if spec.kind == "classification" else None)
         examples = [ex for _, ex in corr.values()]
         dev = [ex for ex in originals.get("dev", []) if normalise(ex.text) not in corr]
         # replay, not corrections, may learn the base model's own answers (TrainConfig.distill)
         out[task] = {"train": examples * upsample + replay, "dev": dev,
-                     "distill": [False] * (len(examples) * upsample) + [True] * len(replay)}
+                     "distill": [False] * (len(examples) * upsample) + [task not in joined] * len(replay)}
         counts[task] = {"corrections": len(examples), "replay": len(replay), "train": len(out[task]["train"]),
                         "dev": len(dev)}
         ids += [i for i, _ in corr.values()]

@@ -25,19 +25,29 @@ from mtl_core.data.csv_safe import safe_frame
 from mtl_core.data.upload_stream import StreamProblems, count_lines, iter_row_cells
 from mtl_core.progress import JobRun
 from mtl_core.serve.predictor import MAX_CHARS, load_version_predictor
-from mtl_core.types import ClassPrediction, Prediction, RegressionPrediction, TokenPrediction
+from mtl_core.tasks import MULTILABEL
+from mtl_core.types import (
+    ClassPrediction,
+    MultiLabelPrediction,
+    Prediction,
+    RegressionPrediction,
+    TokenPrediction,
+)
 
 JOB_KIND = "batch_predict"
 CHUNK = 256  # texts predicted (and appended to the result files) between progress reports
 BATCH_SIZE = 64
 UPLOADS = "uploads"  # under jobs/: staged copies of uploaded files, one per launched job
 RESULT_FILES = {"csv": "predictions.csv", "jsonl": "predictions.jsonl"}
+LABEL_SEPARATOR = "|"  # multi-label: the chosen labels in one cell (the task files' "a|b" form)
 
 
 def summarize(task_pred) -> str | float:
-    """One table cell per task: class label, regression value, or entity spans."""
+    """One table cell per task: class label, regression value, entity spans, or the chosen labels joined by "|"."""
     if isinstance(task_pred, ClassPrediction):
         return task_pred.label
+    if isinstance(task_pred, MultiLabelPrediction):
+        return LABEL_SEPARATOR.join(task_pred.labels)
     if isinstance(task_pred, RegressionPrediction):
         return round(task_pred.value, 3)
     if isinstance(task_pred, TokenPrediction):
@@ -52,12 +62,16 @@ def detail(task_pred) -> Any:
                 "probs": {k: round(v, 4) for k, v in task_pred.probs.items()}}
     if isinstance(task_pred, RegressionPrediction):
         return {"value": round(task_pred.value, 4)}
+    if isinstance(task_pred, MultiLabelPrediction):
+        return {"labels": list(task_pred.labels), "probs": {k: round(v, 4) for k, v in task_pred.probs.items()},
+                "thresholds": {k: round(v, 4) for k, v in task_pred.thresholds.items()}}
     return [{"text": s.text, "label": s.label, "start": s.start, "end": s.end, "score": round(s.score, 4)}
             for s in task_pred.spans]
 
 
 CONFIDENCE = "_confidence"  # suffix of a task's confidence column in the table
 CONFIDENT_KINDS = ("classification", "token_classification")  # regression has no confidence
+PROB = "_prob_"  # multi-label: `<task>_prob_<label>`, one probability column per label
 APPLIES = "_applies"  # suffix of a task's applicability column: probability that the task applies, empty = unknown
 FIXED = ("row", "text", "truncated")
 
@@ -82,13 +96,15 @@ def id_header(id_name: str) -> str:
     return f"input_{id_name}" if id_name in FIXED else id_name
 
 
-def columns(task_kinds: dict[str, str], id_name: str | None = None) -> list[str]:
-    """The table's columns: the input's id (if any), row, text, each task (+ its confidence, + whether it
-    applies), truncated."""
+def columns(task_kinds: dict[str, str], id_name: str | None = None,
+            labels: dict[str, list[str]] | None = None) -> list[str]:
+    """The table's columns: the input's id (if any), row, text, each task (+ its confidence, or a multi-label
+    task's probability per label from `labels` (`task_labels`), + whether it applies), truncated."""
     out = [id_header(id_name)] if id_name else []
     out += ["row", "text"]
     for name, kind in task_kinds.items():
         out += [name, name + CONFIDENCE] if kind in CONFIDENT_KINDS else [name]
+        out += [f"{name}{PROB}{label}" for label in (labels or {}).get(name, [])]
         out.append(name + APPLIES)
     return out + ["truncated"]
 
@@ -97,13 +113,20 @@ def task_kinds(predictor) -> dict[str, str]:
     return {name: predictor.model.tasks[name].kind for name in predictor.task_names}
 
 
+def task_labels(predictor) -> dict[str, list[str]]:
+    """Multi-label task -> its labels: the per-label probability columns of `columns`."""
+    return {name: list(spec.labels) for name, spec in predictor.model.tasks.items() if spec.kind == MULTILABEL}
+
+
 def table_record(row: int, pred: Prediction, task_names: list[str], ident: Any = None,
                  id_name: str | None = None) -> dict:
     rec: dict[str, Any] = {id_header(id_name): ident} if id_name else {}
     rec.update({"row": row, "text": pred.text})
     for name in task_names:
         rec[name] = summarize(pred.tasks[name])
-        if not isinstance(pred.tasks[name], RegressionPrediction):
+        if isinstance(pred.tasks[name], MultiLabelPrediction):
+            rec.update({f"{name}{PROB}{label}": round(p, 4) for label, p in pred.tasks[name].probs.items()})
+        elif not isinstance(pred.tasks[name], RegressionPrediction):
             rec[name + CONFIDENCE] = confidence_cell(pred.tasks[name])
         rec[name + APPLIES] = applies_cell(pred, name)
     rec["truncated"] = pred.truncated
@@ -155,7 +178,7 @@ def _predict_chunk(predictor, rows: list[int], texts: list[str], ids: list[Any],
     for i, pred in zip(order, predictor.predict([texts[i] for i in order], batch_size=BATCH_SIZE)):
         preds[i] = pred
     table = pd.DataFrame([table_record(r, p, predictor.task_names, i, id_name) for r, p, i in zip(rows, preds, ids)],
-                         columns=columns(task_kinds(predictor), id_name))
+                         columns=columns(task_kinds(predictor), id_name, task_labels(predictor)))
     csv_out.write(_csv_chunk(table, header=first))
     jsonl_out.write("".join(json.dumps(json_record(r, p, i, id_name), ensure_ascii=False) + "\n"
                             for r, p, i in zip(rows, preds, ids)))
@@ -204,7 +227,8 @@ def predict_file(predictor, source: Path, name: str, column: str, out_dir: Path,
         if texts:
             flush()
         if not counts["predicted"]:  # nothing to predict: still a CSV with its header
-            csv_out.write(_csv_chunk(pd.DataFrame(columns=columns(task_kinds(predictor), id_column)), header=True))
+            csv_out.write(_csv_chunk(pd.DataFrame(columns=columns(task_kinds(predictor), id_column,
+                                                                  task_labels(predictor))), header=True))
     for fmt, part in parts.items():
         os.replace(part, out_dir / RESULT_FILES[fmt])
     messages = problems.messages()

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from mtl_core.tasks import MULTILABEL
+
 if TYPE_CHECKING:  # annotations only: no import cost or cycle at run time
     from mtl_core.model.modeling import MultiTaskModel
     from mtl_core.serve.predictor import Predictor
@@ -43,7 +45,7 @@ class Saliency:
     tokens: list[str]
     scores: np.ndarray  # (T,) signed, one per token in `tokens`
     task: str
-    target: str  # class label, "value" for regression, the tag (or "predicted tags") for NER
+    target: str  # class (or multi-label: label) name, "value" for regression, the tag (or "predicted tags") for NER
     method: str
     output: float = 0.0  # the explained scalar f(x)
     baseline_output: float | None = None  # f(baseline), integrated gradients only
@@ -123,7 +125,7 @@ def _baseline(predictor: Predictor, embed, ids, offsets) -> torch.Tensor:
 
 def _target_selector(spec, raw_x: torch.Tensor, word_starts: list[bool], target: str | None):
     """-> (fn mapping head output (B, ...) to one scalar per row, target label)."""
-    if spec.kind == "classification":
+    if spec.kind in ("classification", MULTILABEL):  # multi-label: one label's own logit (default: the most probable)
         labels = list(spec.labels)
         if target is None:
             k = int(raw_x.argmax())

@@ -5,7 +5,8 @@
 The graph takes `input_ids` and `attention_mask` (int64, shape (batch, sequence), both axes dynamic) and
 returns one tensor per task, named after the task, in task-file order: (batch, n_labels) for
 classification, (batch, 1) for regression (on the head's [-1, 1] scale, like the PyTorch model),
-(batch, sequence, n_tags) for token classification. Next to `model.onnx` the export writes the
+(batch, sequence, n_tags) for token classification, (batch, n_labels) sigmoid probabilities for
+multi-label classification (outputs.json holds each label's threshold). Next to `model.onnx` the export writes the
 tokenizer and `tasks.json`, so the directory is self-contained; decoding is the caller's job
 (see mtl_core.model.decoding). The export is checked against PyTorch with onnxruntime before it is reported.
 
@@ -23,6 +24,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 from torch import nn
+
+from mtl_core.model.decoding import task_thresholds
+from mtl_core.tasks import MULTILABEL
 
 if TYPE_CHECKING:  # annotations only: no import cost or cycle at run time
     from transformers import PreTrainedTokenizerBase
@@ -54,11 +58,12 @@ class AllHeads(nn.Module):
         self.model = model
         self.names = list(model.task_names)
         self.inputs = ["input_ids", "attention_mask"] + (["shape_ids"] if uses_shapes(model) else [])
+        self.sigmoid = {n for n, t in model.tasks.items() if t.kind == MULTILABEL}  # probabilities, not logits
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 shape_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
         out = self.model(input_ids=input_ids, attention_mask=attention_mask, shape_ids=shape_ids)
-        return tuple(out.logits[n] for n in self.names)
+        return tuple(out.logits[n].sigmoid() if n in self.sigmoid else out.logits[n] for n in self.names)
 
 
 def uses_shapes(model: MultiTaskModel) -> bool:
@@ -131,6 +136,7 @@ def max_difference(model: MultiTaskModel, session, tokenizer: PreTrainedTokenize
     mask = batch.attention_mask.bool().numpy()
     diffs = {}
     for name, t in torch_out.items():
+        t = t.sigmoid() if model.tasks[name].kind == MULTILABEL else t  # as AllHeads exports it
         d = np.abs(t.float().numpy() - ort_out[name])
         diffs[name] = float((d[mask] if d.ndim == 3 else d).max())
     return diffs
@@ -159,7 +165,7 @@ def export_model(model: MultiTaskModel, tokenizer: PreTrainedTokenizerBase, task
     path = export_onnx(model, out_dir / ONNX_FILE)
     tokenizer.save_pretrained(out_dir / "tokenizer")
     (out_dir / "tasks.json").write_text(json.dumps(task_file.to_dict(), indent=2), encoding="utf-8")
-    outputs = {n: _describe(model.tasks[n]) for n in model.task_names}
+    outputs = {n: _describe(model.tasks[n], task_thresholds(model, model.tasks[n])) for n in model.task_names}
     (out_dir / "outputs.json").write_text(json.dumps(
         {"version": version, "inputs": AllHeads(model).inputs, "outputs": outputs,
          "max_length": model.config.max_length}, indent=2), encoding="utf-8")
@@ -171,7 +177,10 @@ def export_model(model: MultiTaskModel, tokenizer: PreTrainedTokenizerBase, task
             "size_mb": path.stat().st_size / 2**20}
 
 
-def _describe(spec) -> dict:
+def _describe(spec, thresholds: dict[str, float]) -> dict:
+    if spec.kind == MULTILABEL:
+        return {"kind": spec.kind, "shape": ["batch", spec.n_outputs], "labels": spec.labels, "thresholds": thresholds,
+                "note": "sigmoid probability per label; a label is chosen when its probability >= its threshold"}
     if spec.kind == "token_classification":
         return {"kind": spec.kind, "shape": ["batch", "sequence", spec.n_outputs], "labels": spec.tag_names}
     if spec.kind == "regression":

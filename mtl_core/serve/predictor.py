@@ -11,9 +11,10 @@ import torch
 
 from mtl_core.model.applicability import pieces, represent
 from mtl_core.model.checkpoint import load_checkpoint
-from mtl_core.model.decoding import decode_task
+from mtl_core.model.decoding import decode_task, task_thresholds
 from mtl_core.model.device import device_name, pick_device
 from mtl_core.model.encoding import EncodedBatch, encode_texts
+from mtl_core.serve import fewshot
 from mtl_core.serve.quantize import quantize_dynamic
 from mtl_core.types import Prediction
 
@@ -43,6 +44,8 @@ class Predictor:
         self.quantized = quantize
         self.max_length = model.config.max_length
         self.last_latency_ms = 0.0
+        self.fewshot: dict[str, fewshot.FewShotHead] = {}  # new tasks' heads on this version's encoder
+        self._fewshot_stamp: tuple | None = None
 
     @classmethod
     def from_dir(cls, path: str | Path, device: str | None = None, version: str | None = None,
@@ -58,6 +61,18 @@ class Predictor:
     def device_label(self) -> str:
         return device_name(self.device)
 
+    def refresh_fewshot(self, home: str | Path | None, tasks: set[str]) -> None:
+        """(Re)load the few-shot heads of `tasks` fitted on this version, when their files changed; cheap."""
+        stamp = (fewshot.heads_stamp(home), tuple(sorted(tasks)))
+        if stamp != self._fewshot_stamp:
+            self.fewshot = fewshot.load_heads(home, self.version, tasks - set(self.task_names))
+            self._fewshot_stamp = stamp
+
+    @property
+    def fewshot_key(self) -> tuple:
+        """Changes whenever the few-shot heads do (part of cached predictions' keys)."""
+        return self._fewshot_stamp or ()
+
     def encode(self, texts: list[str]) -> EncodedBatch:
         _check_texts(texts)
         return encode_texts(self.tokenizer, texts, self.max_length)
@@ -71,7 +86,7 @@ class Predictor:
         with _autocast(self.device):
             out = self.model(input_ids=ids, attention_mask=mask, output_attentions=with_attention,
                              shape_ids=_on(batch.shape_ids, self.device),
-                             output_hidden_states=_wants_states(self.model))
+                             output_hidden_states=_wants_states(self.model) or self._fewshot_layers())
         return out
 
     def predict(self, texts: list[str] | str, with_attention: bool = False, batch_size: int = 64) -> list[Prediction]:
@@ -88,6 +103,25 @@ class Predictor:
                 results[i] = pred
         self.last_latency_ms = (time.perf_counter() - started) * 1000
         return results  # type: ignore[return-value]
+
+    def _fewshot_layers(self) -> bool:
+        return any(h.representation == "layers" for h in self.fewshot.values())
+
+    @torch.inference_mode()
+    def features(self, texts: list[str], representation: str, batch_size: int = 64) -> np.ndarray:
+        """(N, D) few-shot features (`serve/fewshot.py`) from the same forward `predict` runs."""
+        _check_texts(texts)
+        self.model.set_attention(eager=False)
+        out = []
+        for start in range(0, len(texts), batch_size):
+            batch = self.encode(texts[start:start + batch_size])
+            with _autocast(self.device):
+                res = self.model(input_ids=batch.input_ids.to(self.device),
+                                 attention_mask=batch.attention_mask.to(self.device),
+                                 shape_ids=_on(batch.shape_ids, self.device),
+                                 output_hidden_states=representation == "layers")
+            out.append(fewshot.features_from_output(res, batch.attention_mask, representation))
+        return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
 
     @torch.inference_mode()
     def embed(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
@@ -114,8 +148,11 @@ class Predictor:
         attn = _stack_attention(out.attentions) if with_attention else None
         crf = {name: self.model.crf_scores(name) for name in self.task_names
                if self.model.tasks[name].kind == "token_classification"}
-        answers = [{name: decode_task(self.model.tasks[name], logits[name][row], batch, row, text, crf.get(name))
+        thr = {name: task_thresholds(self.model, self.model.tasks[name]) for name in self.task_names}  # multi-label
+        answers = [{name: decode_task(self.model.tasks[name], logits[name][row], batch, row, text, crf.get(name),
+                                      thr[name])
                     for name in self.task_names} for row, text in enumerate(texts)]
+        _add_fewshot(self.fewshot, out, batch, answers)
         applies = _applicability(self.model, out, batch, texts, answers)
         preds = []
         for row, (text, tasks) in enumerate(zip(texts, answers)):
@@ -126,6 +163,17 @@ class Predictor:
                 attentions=None if attn is None else attn[row, :, :, :n, :n].copy(), applies=applies[row],
             ))
         return preds
+
+
+def _add_fewshot(heads: dict, out, batch: EncodedBatch, answers: list[dict]) -> None:
+    """New tasks' answers from the forward just run (no second pass), added to each text's answers."""
+    feats: dict[str, np.ndarray] = {}
+    for task, head in heads.items():
+        if head.representation not in feats:
+            feats[head.representation] = fewshot.features_from_output(out, batch.attention_mask,
+                                                                       head.representation)
+        for row, answer in zip(answers, fewshot.answers(head, feats[head.representation])):
+            row[task] = answer
 
 
 def _on(t: torch.Tensor | None, device) -> torch.Tensor | None:

@@ -180,7 +180,9 @@ def current_labels(session: Session, task: str | None = None) -> list[CurrentLab
 
 
 def canonical(value: Any) -> str:
-    """A hashable, order-free form of a label: spans compare as sets, numbers by value."""
+    """A hashable, order-free form of a label: spans and multi-label sets compare as sets, numbers by value."""
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return json.dumps(sorted(set(value)))  # a multi-label set ([] is "[]" either way)
     if isinstance(value, list):
         spans = sorted((int(s["start"]), int(s["end"]), str(s["label"])) for s in value)
         return json.dumps(spans)

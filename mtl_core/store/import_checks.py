@@ -10,7 +10,7 @@ from typing import Any
 from mtl_core.store.import_file import ImportFileError, all_or_nothing
 from mtl_core.store.limits import string_problem
 from mtl_core.store.models import EVENT_REASONS, AnnotationEvent, TextRow
-from mtl_core.tasks import TaskFile, TaskSpec
+from mtl_core.tasks import MULTILABEL, TaskFile, TaskSpec
 
 # field -> the column it is stored in (or compared with), for the width check
 COLUMNS = {
@@ -78,6 +78,11 @@ def value_problem(spec: TaskSpec, value: Any, text: str) -> str | None:
         if _is_number(value) and math.isfinite(value) and lo <= value <= hi:
             return None
         return f"is {short(value)}, not a number from {lo:g} to {hi:g}"
+    if spec.kind == MULTILABEL:
+        ok = isinstance(value, list) and all(isinstance(v, str) and v in spec.labels for v in value)
+        if ok and len(set(value)) == len(value):
+            return None
+        return f"is {short(value)}, not a list of distinct labels from ({', '.join(spec.labels)})"
     if not isinstance(value, list):
         return f"is {short(value)}, not a list of entity spans"
     for span in value:

@@ -15,6 +15,7 @@ from mtl_core.store.limits import check_string, free_text
 from mtl_core.store.models import DatasetLabel, PredictionRow, TextRow, utcnow
 from mtl_core.types import (
     ClassPrediction,
+    MultiLabelPrediction,
     Prediction,
     RegressionPrediction,
     Span,
@@ -93,9 +94,14 @@ def prediction_payload(pred: TaskPrediction) -> tuple[dict[str, Any], float | No
             "probs": dict(pred.probs),
             "margin": pred.margin,
         }
+        if pred.fewshot:
+            payload.update(fewshot=True, estimated_accuracy=pred.estimated_accuracy)
         return payload, pred.score
     if isinstance(pred, RegressionPrediction):
         return {"kind": pred.kind, "value": pred.value, "low": pred.low, "high": pred.high}, pred.value
+    if isinstance(pred, MultiLabelPrediction):  # score column: the most probable label's probability
+        return ({"kind": pred.kind, "labels": list(pred.labels), "probs": dict(pred.probs),
+                 "thresholds": dict(pred.thresholds)}, max(pred.probs.values(), default=None))
     spans = [asdict(s) for s in pred.spans]
     return {"kind": pred.kind, "spans": spans}, min((s.score for s in pred.spans), default=None)
 
@@ -104,9 +110,13 @@ def payload_prediction(payload: dict[str, Any]) -> TaskPrediction:
     """Inverse of `prediction_payload` (token tags are not stored, so they come back empty)."""
     kind = payload.get("kind")
     if kind == "classification":
-        return ClassPrediction(payload["label"], payload["score"], payload["probs"], payload["margin"])
+        return ClassPrediction(payload["label"], payload["score"], payload["probs"], payload["margin"],
+                               fewshot=bool(payload.get("fewshot")),
+                               estimated_accuracy=payload.get("estimated_accuracy"))
     if kind == "regression":
         return RegressionPrediction(payload["value"], payload["low"], payload["high"])
+    if kind == "multilabel_classification":
+        return MultiLabelPrediction(list(payload["labels"]), dict(payload["probs"]), dict(payload["thresholds"]))
     return TokenPrediction(spans=[Span(**s) for s in payload.get("spans", [])], tags=[])
 
 

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from mtl_core.model.features import IGNORE, Feature, collate, model_inputs, sorted_batches
+from mtl_core.tasks import MULTILABEL
 
 if TYPE_CHECKING:  # annotations only: no import cost or cycle at run time
     from mtl_core.model.modeling import MultiTaskModel
@@ -47,6 +48,8 @@ def _blended_target(kind: str, f: Feature, out: torch.Tensor, blend: float, n_la
         teacher = out.squeeze(-1)
     elif kind == "token_classification":
         teacher = out[: len(f.label)].softmax(-1)
+    elif kind == MULTILABEL:
+        teacher = out.sigmoid()  # independent per-label probabilities
     else:
         teacher = out.softmax(-1)
     return (blend * teacher + (1 - blend) * _gold_target(kind, f, n_labels)).tolist()
@@ -56,6 +59,8 @@ def _gold_target(kind: str, f: Feature, n_labels: int) -> torch.Tensor:
     """The gold label as a target: the value (regression), else one-hot per example or per token."""
     if kind == "regression":
         return torch.tensor(float(f.label))
+    if kind == MULTILABEL:
+        return torch.tensor(f.label, dtype=torch.float)  # already multi-hot
     gold = torch.tensor(f.label if kind == "token_classification" else int(f.label))
     return nn.functional.one_hot(gold.clamp(min=0), n_labels).float()  # ignored tokens (-100): masked in the loss
 
@@ -63,7 +68,8 @@ def _gold_target(kind: str, f: Feature, n_labels: int) -> torch.Tensor:
 def soft_targets(features: list[Feature], kind: str, n_labels: int, width: int) -> torch.Tensor | None:
     """The batch's target tensor when any feature has a soft target (the others get their gold one).
 
-    classification: (B, C) probabilities; token: (B, width, C); regression: (B,) values. None otherwise."""
+    classification: (B, C) probabilities (multi-label: per label); token: (B, width, C); regression: (B,) values.
+    None otherwise."""
     if not any(f.soft is not None for f in features):
         return None
     rows = [torch.tensor(f.soft) if f.soft is not None else _gold_target(kind, f, n_labels) for f in features]
@@ -76,9 +82,12 @@ def soft_targets(features: list[Feature], kind: str, n_labels: int, width: int) 
 
 
 def soft_loss(kind: str, logits: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy against probability targets (MSE for regression); token positions with no label skip."""
+    """Cross-entropy against probability targets (MSE for regression, per-label binary cross-entropy for
+    multi-label); token positions with no label skip."""
     if kind == "regression":
         return nn.functional.mse_loss(logits.squeeze(-1).float(), targets.float())
+    if kind == MULTILABEL:
+        return nn.functional.binary_cross_entropy_with_logits(logits.float(), targets.float())
     if kind == "token_classification":
         keep = labels.flatten() != IGNORE
         flat = logits.flatten(0, 1).float()[keep]

@@ -127,6 +127,7 @@ def train(model: MultiTaskModel, tokenizer: PreTrainedTokenizerBase, task_file: 
     from transformers import get_linear_schedule_with_warmup
 
     from mtl_core.eval.metrics import evaluate
+    from mtl_core.eval.thresholds import tune_model_thresholds
 
     reporter = reporter or PrintReporter()
     set_seed(cfg.seed)
@@ -207,6 +208,8 @@ def train(model: MultiTaskModel, tokenizer: PreTrainedTokenizerBase, task_file: 
     if best["state"] is not None:
         model.load_state_dict(best["state"])
     model.eval()
+    if is_main():  # multi-label heads: per-label thresholds for the kept weights, on the whole dev split
+        tune_model_thresholds(runner, specs, prepared)
     for p in model.parameters():
         p.requires_grad_(True)
     timings["total"] = time.perf_counter() - t0
