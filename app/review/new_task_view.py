@@ -12,6 +12,8 @@ import streamlit as st
 from app.components.results import task_title
 from app.components.text import md_literal
 from app.shared import task_service
+from app.shared.upload_view import read_once
+from mtl_core.data.task_upload import preview, read_texts
 from mtl_core.review.fewshot_fit import FEWSHOT_KINDS
 from mtl_core.tasks import TaskSpec
 
@@ -40,6 +42,7 @@ def render_new_tasks(annotator: str) -> None:
         st.caption(md_literal(f"{spec.kind} tasks get their head in a training round (Train → Join new tasks); "
                               "label them here first (few-shot heads are for single-label classification)."))
     _labeller(spec, annotator)
+    _add_texts(spec)
     with st.expander("Labels so far", key=f"nt_labels_so_far_{spec.name}"):
         rows = task_service.labelled(spec)
         st.caption(f"{len(rows):,} labelled texts (the latest label per text).")
@@ -71,7 +74,7 @@ def _labeller(spec: TaskSpec, annotator: str) -> None:
             st.rerun()
         return
     if not items:
-        st.success("Every text of this task's pool is labelled. Upload more on the Data page.")
+        st.success("Every text of this task's pool is labelled: add more below (Add texts to label).")
         return
     item = items[0]
     with st.container(border=True, key="nt_review_card"):
@@ -84,6 +87,31 @@ def _labeller(spec: TaskSpec, annotator: str) -> None:
     for i, label in enumerate(spec.labels):
         cols[i % len(cols)].button(md_literal(label), key=f"nt_label_{spec.name}_{i}", on_click=_save,
                                    args=(spec, item.text_id, label, annotator), width="stretch")
+
+
+def _add_texts(spec: TaskSpec) -> None:
+    """More unlabelled texts for the task's pool (CSV/TSV/JSONL with a text column, or TXT: one per line)."""
+    with st.expander("Add texts to label", key=f"nt_add_{spec.name}"):
+        upload = st.file_uploader("CSV / TSV / JSONL / TXT", key=f"nt_pool_upload_{spec.name}",
+                                  type=["csv", "tsv", "txt", "jsonl", "json"])
+        if upload is None:
+            return
+        column = "text"
+        if not upload.name.lower().endswith(".txt"):
+            cols = read_once(upload, f"nt_pool_cols_{spec.name}", lambda name, data: preview(data, name)[0])
+            if not cols:
+                return
+            column = st.selectbox("Text column", cols, key=f"nt_pool_col_{spec.name}", format_func=md_literal)
+        try:
+            got = read_texts(upload.getvalue(), upload.name, column)
+        except ValueError as exc:
+            st.error(md_literal(str(exc)))
+            return
+        st.caption(f"{len(got.rows):,} texts; {got.skipped:,} rows skipped (" + md_literal("; ".join(got.problems[:3]))
+                   + ")" if got.problems else f"{len(got.rows):,} texts.")
+        if st.button("Add to the pool", key=f"nt_pool_add_{spec.name}", disabled=not got.rows):
+            added = task_service.add_pool_texts(spec, got)
+            st.success(f"{added:,} texts added (duplicates of stored ones are kept once).")
 
 
 def _value_editor(spec: TaskSpec, text_id: int, annotator: str) -> None:

@@ -56,6 +56,12 @@ def create_task(spec: TaskSpec, files: list[Labelled], annotator: str) -> tuple[
     return texts, labels
 
 
+def add_pool_texts(spec: TaskSpec, got: Labelled) -> int:
+    """Store unlabelled texts in the task's pool; -> texts stored (a text already there counts once)."""
+    with get_sessions()() as s:
+        return store_rows(s, spec.name, [(t, None) for t, _ in got.rows], "import")[0]
+
+
 def save_label(spec: TaskSpec, text_id: int, value, annotator: str) -> None:
     """Record one label and start a refit in the background (the page does not wait for it)."""
     with get_sessions()() as s:

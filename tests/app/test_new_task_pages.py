@@ -119,3 +119,14 @@ def test_multilabel_new_task_is_labelled_with_a_multiselect(workspace, sessions)
     with sessions() as s:
         assert [r.value for r in current_labels(s, "topics")] == [["billing", "outage"]]
     assert any("training round" in c.value for c in at.caption)
+
+
+def test_more_texts_join_the_pool_once(workspace, sessions):
+    from mtl_core.data.task_upload import read_texts
+    from mtl_core.review.new_task import pool_size
+
+    _seed_task(sessions, [], POOL[:3])
+    got = read_texts(b"message\nnew one\n" + POOL[0].encode() + b"\n\n", "more.csv", "message")
+    assert task_service.add_pool_texts(SPEC, got) == 2
+    with sessions() as s:
+        assert pool_size(s, "routing") == 4  # the repeated text is stored once
