@@ -49,3 +49,29 @@ contradictions:
 """
     )
     return task_file
+
+
+def train_toy_base(root: Path, steps: int, max_dev: int) -> Path:
+    """A workspace (`root/home`) whose active v0001 was trained briefly on the toy tasks; -> its home."""
+    from mtl_core.model.modeling import ModelConfig
+    from mtl_core.train.loop import TrainConfig
+    from mtl_core.train.pipeline import train_new_version
+
+    task_file, enc = write_toy_tasks(root), make_tiny_encoder_dir(root / "enc")
+    cfg = TrainConfig(steps=steps, batch_size=16, eval_every=steps, head_lr=3e-3, encoder_lr=1e-3, freeze_layers=0,
+                      freeze_embeddings=False, max_dev=max_dev)
+    train_new_version(task_file, ModelConfig(encoder=str(enc), max_length=32), cfg, home=root / "home", progress=False)
+    return root / "home"
+
+
+def private_copy(src: Path, tmp_path: Path, monkeypatch):
+    """A copy of workspace `src` for one test (MTL_STUDIO_HOME points at it, SQLite); -> (home, sessions)."""
+    import shutil
+
+    from mtl_core.store.db import open_store
+
+    home = tmp_path / "home"
+    shutil.copytree(src, home)
+    monkeypatch.setenv("MTL_STUDIO_HOME", str(home))
+    monkeypatch.delenv("MTL_STUDIO_DATABASE_URL", raising=False)
+    return home, open_store(home)[1]

@@ -4,24 +4,20 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import time
 from pathlib import Path
 
 import pytest
 
-from mtl_core.model.modeling import ModelConfig
 from mtl_core.model.registry import Registry
 from mtl_core.ops import worker
 from mtl_core.store import add_annotation, add_texts, create_job, get_job, job_metrics
 from mtl_core.store.db import open_store
 from mtl_core.train import distributed
-from mtl_core.train.loop import TrainConfig
-from mtl_core.train.pipeline import train_new_version
 from tests.helpers import ROOT
 from tests.helpers.jobs import wait_for_job
-from tests.helpers.toy import make_tiny_encoder_dir, write_toy_tasks
+from tests.helpers.toy import private_copy, train_toy_base
 
 pytestmark = pytest.mark.distributed
 
@@ -33,23 +29,15 @@ ENDED = ("done", "failed", "cancelled")
 def toy_base(tmp_path_factory):
     """A workspace whose active v0001 was trained on the toy tasks (built once per module)."""
     root = tmp_path_factory.mktemp("distjobs")
-    task_file, enc = write_toy_tasks(root), make_tiny_encoder_dir(root / "enc")
-    cfg = TrainConfig(steps=40, batch_size=16, eval_every=40, head_lr=3e-3, encoder_lr=1e-3, freeze_layers=0,
-                      freeze_embeddings=False, max_dev=40)
-    train_new_version(task_file, ModelConfig(encoder=str(enc), max_length=32), cfg, home=root / "home", progress=False)
-    return root / "home", root
+    return train_toy_base(root, steps=40, max_dev=40), root
 
 
 @pytest.fixture
 def ws(toy_base, tmp_path, monkeypatch):
     """A private copy of the toy workspace with corrections; the worker's children find the repo."""
     src, root = toy_base
-    home = tmp_path / "home"
-    shutil.copytree(src, home)
-    monkeypatch.setenv("MTL_STUDIO_HOME", str(home))
-    monkeypatch.delenv("MTL_STUDIO_DATABASE_URL", raising=False)
+    home, sessions = private_copy(src, tmp_path, monkeypatch)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    _, sessions = open_store(home)
     with sessions() as s:
         ids = add_texts(s, [f"the film number {900 + i} was zesty indeed" for i in range(4)], source="predict")
         for i in ids:

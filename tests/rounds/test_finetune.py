@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -20,19 +19,15 @@ from mtl_core.eval.compare import (
     tags_to_spans,
 )
 from mtl_core.model.checkpoint import load_checkpoint
-from mtl_core.model.modeling import ModelConfig
 from mtl_core.model.registry import Registry
 from mtl_core.model.version_marks import discard_version, discarded_versions
 from mtl_core.ops import worker
 from mtl_core.rounds.finetune import RoundConfig, run_round
 from mtl_core.rounds.round_data import build_round_data, load_corrections, spans_to_example
 from mtl_core.store import add_annotation, add_texts, create_job, get_job, job_metrics, undo_last
-from mtl_core.store.db import open_store
 from mtl_core.tasks import TaskSpec, load_task_file
-from mtl_core.train.loop import TrainConfig
-from mtl_core.train.pipeline import train_new_version
 from tests.helpers import ROOT
-from tests.helpers.toy import make_tiny_encoder_dir, write_toy_tasks
+from tests.helpers.toy import private_copy, train_toy_base
 
 NEW_POS = [f"the film number {900 + i} was zesty indeed" for i in range(6)]
 NEW_NEG = [f"the film number {950 + i} was soggy indeed" for i in range(6)]
@@ -44,24 +39,14 @@ FAST = dict(steps=60, batch_size=8, encoder_lr=1e-3, head_lr=3e-3, lora_lr=5e-3,
 def toy_base(tmp_path_factory):
     """A workspace whose active v0001 was trained on the toy tasks (built once per module)."""
     root = tmp_path_factory.mktemp("toyft")
-    task_file, enc = write_toy_tasks(root), make_tiny_encoder_dir(root / "enc")
-    home = root / "home"
-    cfg = TrainConfig(steps=120, batch_size=16, eval_every=120, head_lr=3e-3, encoder_lr=1e-3, freeze_layers=0,
-                      freeze_embeddings=False, max_dev=40)
-    train_new_version(task_file, ModelConfig(encoder=str(enc), max_length=32), cfg, home=home, progress=False)
-    return home, root
+    return train_toy_base(root, steps=120, max_dev=40), root
 
 
 @pytest.fixture
 def ws(toy_base, tmp_path, monkeypatch):
     """A private copy of the toy workspace (MTL_STUDIO_HOME points at it) + its store sessions."""
     src, root = toy_base
-    home = tmp_path / "home"
-    shutil.copytree(src, home)
-    monkeypatch.setenv("MTL_STUDIO_HOME", str(home))
-    monkeypatch.delenv("MTL_STUDIO_DATABASE_URL", raising=False)
-    _, sessions = open_store(home)
-    return home, sessions, str(root)
+    return (*private_copy(src, tmp_path, monkeypatch), str(root))
 
 
 def _correct(sessions, texts, task, values, annotator="ann"):

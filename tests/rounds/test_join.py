@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 import torch
@@ -12,7 +11,6 @@ from mtl_core.data.examples import Example
 from mtl_core.data.workspace_tasks import add_task
 from mtl_core.eval.compare import compare_answers, regressions
 from mtl_core.model.checkpoint import load_checkpoint
-from mtl_core.model.modeling import ModelConfig
 from mtl_core.model.new_heads import add_heads
 from mtl_core.model.registry import Registry
 from mtl_core.rounds.config import RoundConfig
@@ -21,11 +19,8 @@ from mtl_core.rounds.join import HOLDOUT_MIN, extend_task_file, held_out, joinab
 from mtl_core.rounds.round_data import Correction, build_round_data
 from mtl_core.serve.predictor import Predictor
 from mtl_core.store import add_annotation, add_texts
-from mtl_core.store.db import open_store
 from mtl_core.tasks import TaskSpec
-from mtl_core.train.loop import TrainConfig
-from mtl_core.train.pipeline import train_new_version
-from tests.helpers.toy import make_tiny_encoder_dir, write_toy_tasks
+from tests.helpers.toy import private_copy, train_toy_base
 
 FAST = dict(steps=30, batch_size=8, encoder_lr=1e-3, head_lr=3e-3, dev_size=20, min_replay=8, log_every=10)
 URGENT = [f"please call me back about order {i} right now" for i in range(15)]
@@ -36,23 +31,13 @@ CALM = [f"no rush on the order {i}, whenever suits you" for i in range(15)]
 def toy_base(tmp_path_factory):
     """A workspace whose active v0001 was trained (briefly) on the toy tasks."""
     root = tmp_path_factory.mktemp("toyjoin")
-    task_file, enc = write_toy_tasks(root), make_tiny_encoder_dir(root / "enc")
-    home = root / "home"
-    cfg = TrainConfig(steps=30, batch_size=16, eval_every=30, head_lr=3e-3, encoder_lr=1e-3, freeze_layers=0,
-                      freeze_embeddings=False, max_dev=20)
-    train_new_version(task_file, ModelConfig(encoder=str(enc), max_length=32), cfg, home=home, progress=False)
-    return home, root
+    return train_toy_base(root, steps=30, max_dev=20), root
 
 
 @pytest.fixture
 def ws(toy_base, tmp_path, monkeypatch):
     src, root = toy_base
-    home = tmp_path / "home"
-    shutil.copytree(src, home)
-    monkeypatch.setenv("MTL_STUDIO_HOME", str(home))
-    monkeypatch.delenv("MTL_STUDIO_DATABASE_URL", raising=False)
-    _, sessions = open_store(home)
-    return home, sessions, str(root)
+    return (*private_copy(src, tmp_path, monkeypatch), str(root))
 
 
 def _label(sessions, task, texts, values):
