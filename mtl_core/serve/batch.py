@@ -23,6 +23,7 @@ import pandas as pd
 
 from mtl_core.data.csv_safe import safe_frame
 from mtl_core.data.upload_stream import StreamProblems, count_lines, iter_row_cells
+from mtl_core.data.workspace_tasks import load_workspace_tasks, new_tasks
 from mtl_core.progress import JobRun
 from mtl_core.serve.predictor import MAX_CHARS, load_version_predictor
 from mtl_core.tasks import MULTILABEL
@@ -58,8 +59,11 @@ def summarize(task_pred) -> str | float:
 def detail(task_pred) -> Any:
     """One task's answer with its scores (every class's probability), for JSONL."""
     if isinstance(task_pred, ClassPrediction):
-        return {"label": task_pred.label, "score": round(task_pred.score, 4),
-                "probs": {k: round(v, 4) for k, v in task_pred.probs.items()}}
+        out = {"label": task_pred.label, "score": round(task_pred.score, 4),
+               "probs": {k: round(v, 4) for k, v in task_pred.probs.items()}}
+        if task_pred.fewshot:  # a new task's few-shot head: say so, with its estimated accuracy
+            out.update(fewshot=True, estimated_accuracy=task_pred.estimated_accuracy)
+        return out
     if isinstance(task_pred, RegressionPrediction):
         return {"value": round(task_pred.value, 4)}
     if isinstance(task_pred, MultiLabelPrediction):
@@ -110,7 +114,7 @@ def columns(task_kinds: dict[str, str], id_name: str | None = None,
 
 
 def task_kinds(predictor) -> dict[str, str]:
-    return {name: predictor.model.tasks[name].kind for name in predictor.task_names}
+    return predictor.answered_tasks  # few-shot heads of new tasks included
 
 
 def task_labels(predictor) -> dict[str, list[str]]:
@@ -177,7 +181,8 @@ def _predict_chunk(predictor, rows: list[int], texts: list[str], ids: list[Any],
     preds: list[Prediction] = [None] * len(texts)  # type: ignore[list-item]
     for i, pred in zip(order, predictor.predict([texts[i] for i in order], batch_size=BATCH_SIZE)):
         preds[i] = pred
-    table = pd.DataFrame([table_record(r, p, predictor.task_names, i, id_name) for r, p, i in zip(rows, preds, ids)],
+    names = list(predictor.answered_tasks)
+    table = pd.DataFrame([table_record(r, p, names, i, id_name) for r, p, i in zip(rows, preds, ids)],
                          columns=columns(task_kinds(predictor), id_name, task_labels(predictor)))
     csv_out.write(_csv_chunk(table, header=first))
     jsonl_out.write("".join(json.dumps(json_record(r, p, i, id_name), ensure_ascii=False) + "\n"
@@ -251,6 +256,8 @@ def batch_predict_job(ctx: JobRun) -> dict:
         out_dir.mkdir(parents=True, exist_ok=True)
         ctx.progress(0, None, "loading the model")
         predictor = load_version_predictor(home, params.get("model_version") or None)
+        workspace = load_workspace_tasks(home, predictor.task_file)  # new tasks: answered by their few-shot heads
+        predictor.refresh_fewshot(home, {t.name for t in new_tasks(workspace, predictor.task_file)})
         version = predictor.version or "unversioned"
         name, column = str(params.get("name") or source.name), str(params.get("column") or "text")
         ctx.log(f"file {name}, column {column!r}, model {version}")

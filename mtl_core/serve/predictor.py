@@ -69,6 +69,11 @@ class Predictor:
             self._fewshot_stamp = stamp
 
     @property
+    def answered_tasks(self) -> dict[str, str]:
+        """task -> kind of every task `predict` answers: the model's heads, then the few-shot heads."""
+        return {**{n: self.model.tasks[n].kind for n in self.task_names}, **{n: "classification" for n in self.fewshot}}
+
+    @property
     def fewshot_key(self) -> tuple:
         """Changes whenever the few-shot heads do (part of cached predictions' keys)."""
         return self._fewshot_stamp or ()

@@ -126,3 +126,26 @@ def test_applies_columns_hold_the_probability_or_stay_empty(tiny_predictor):
     row = next(csv.DictReader(io.StringIO(text)))
     assert row["topic_applies"] == "0.0312" and row["ner_applies"] == ""
     assert batch_job.json_record(0, pred)["applies"] == {**{t: None for t in TASKS}, "topic": 0.0312, "spam": 0.9}
+
+
+def test_a_new_tasks_few_shot_answers_are_columns_too(sessions, workspace):
+    """A task added to the workspace (few-shot head on v0001) is answered in the background job's files."""
+    from mtl_core.data.workspace_tasks import add_task
+    from mtl_core.review.fewshot_fit import refit
+    from mtl_core.review.new_task import store_rows
+    from mtl_core.serve.predictor import load_active_predictor
+    from mtl_core.tasks import TaskSpec
+
+    spec = TaskSpec(name="routing", kind="classification", labels=["urgent", "later"])
+    predictor = load_active_predictor(workspace)
+    add_task(spec, workspace, predictor.task_file)
+    with sessions() as s:
+        store_rows(s, "routing", [("down", "urgent"), ("fire", "urgent"), ("mug", "later"), ("menu", "later")], "a")
+        assert refit(workspace, predictor, spec, s).fitted
+    status, job = _run(sessions, workspace, "t.csv", b"text\nserver down\nlunch\n")
+    assert status == "done", job.message
+    table = list(csv.DictReader(io.StringIO(batch_job.result_path(workspace, job.id, "csv").read_text("utf-8"))))
+    assert [r["routing"] in ("urgent", "later") for r in table] == [True, True]
+    assert all(0.5 <= float(r["routing_confidence"]) <= 1.0 for r in table)
+    line = json.loads(batch_job.result_path(workspace, job.id, "jsonl").read_text("utf-8").splitlines()[0])
+    assert line["routing"]["fewshot"] is True
