@@ -15,7 +15,7 @@ from app.components.charts import saliency_bars
 from app.components.html import saliency_html
 from app.components.results import md_title, render_results, task_title
 from app.components.text import md_literal
-from app.shared import services
+from app.shared import services, task_service
 from mtl_core.serve.explain import METHODS, attention_rollout
 from mtl_core.serve.predictor import NoModelError, Predictor
 from mtl_core.types import Prediction
@@ -47,6 +47,7 @@ def load_predictor_or_explain() -> tuple[Predictor, str] | None:
     if predictor.meta.get("fallback_from"):
         st.warning(md_literal(f"The active model {predictor.meta['fallback_from']} could not be loaded; using "
                               f"{predictor.version} instead. Details: {'; '.join(predictor.meta.get('fallback_errors', []))}"))
+    task_service.ensure_heads()  # new tasks' few-shot heads for this version (refitted after a promotion)
     return predictor, version
 
 

@@ -36,6 +36,21 @@ class TaskStatus:
     last_report: FitReport | None
 
 
+_tried: set[tuple[str, str, str]] = set()  # (home, version, task) refits started by ensure_heads
+
+
+def ensure_heads() -> None:
+    """After a promotion or rollback the heads fitted on the previous version no longer apply: start one
+    background refit per new task that has none for the active version (once per version and task)."""
+    home = services.workspace_home()
+    predictor, version = services.current_predictor()
+    for spec in new_task_specs():
+        key = (home, version, spec.name)
+        if spec.name not in predictor.fewshot and key not in _tried:
+            _tried.add(key)
+            start_refit(spec)
+
+
 def new_task_specs() -> list[TaskSpec]:
     """The workspace's tasks the active model has no head for ([] without a model)."""
     predictor, _ = services.current_predictor()

@@ -130,3 +130,21 @@ def test_more_texts_join_the_pool_once(workspace, sessions):
     assert task_service.add_pool_texts(SPEC, got) == 2
     with sessions() as s:
         assert pool_size(s, "routing") == 4  # the repeated text is stored once
+
+
+def test_after_a_promotion_predict_refits_the_new_tasks_head(workspace, sessions):
+    from tests.helpers.rounds import add_round_version
+
+    _seed_task(sessions, [("server down", "urgent"), ("fire", "urgent"), ("mug", "later"), ("menu", "later")], [])
+    task_service.start_refit(SPEC)
+    assert task_service.wait_for_refit(SPEC).fitted and set(load_heads(workspace, "v0001")) == {"routing"}
+    from mtl_core.model.registry import Registry
+
+    Registry(workspace).activate(add_round_version(workspace))  # v0002: the v0001 head no longer applies
+    pred = _page("predict")
+    assert not pred.exception
+    assert task_service.wait_for_refit(SPEC).fitted
+    assert set(load_heads(workspace, "v0002")) == {"routing"}
+    pred.text_area(key="predict_text").input("the server is down again").run()
+    pred.button(key="predict_button").click().run()
+    assert any("few" in m.value and "shot" in m.value for m in pred.markdown)
