@@ -59,6 +59,8 @@ class MultiLabelPrediction:
     probs: dict[str, float]  # every label -> its own probability (independent: they need not sum to 1)
     thresholds: dict[str, float]  # every label -> its decision threshold (tuned on dev after training)
     kind: str = "multilabel_classification"
+    fewshot: bool = False  # answered by a few-shot head (serve/fewshot.py), not a trained one
+    estimated_accuracy: float | None = None  # few-shot: cross-validated micro-F1 on the labels so far
 
 
 TaskPrediction = Union[ClassPrediction, RegressionPrediction, TokenPrediction, MultiLabelPrediction]

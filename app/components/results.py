@@ -76,15 +76,19 @@ def _class_card(name: str, pred: ClassPrediction, threshold: float, title: bool 
     unsure = pred.score < threshold
     st.markdown(f"### {md_literal(pred.label)}")
     st.caption(f"confidence {pred.score:.0%} · margin {pred.margin:.2f}")
-    if pred.fewshot:
-        est = "not estimated yet" if pred.estimated_accuracy is None else f"{pred.estimated_accuracy:.0%}"
-        st.badge(md_literal(f"few-shot · est. accuracy {est}"), icon=":material/science:", color="violet",
-                 help="A new task: answered by a head fitted in seconds on the shared encoder's features from "
-                      "the labels so far (accuracy cross-validated on them). A training round joins it to the "
-                      "shared model.")
+    _fewshot_badge(pred, "accuracy")
     if unsure:
         st.badge(f"unsure (below {threshold:.0%})", icon=":material/help:", color="orange")
     st.plotly_chart(probability_bars(pred, threshold), key=f"probs_{name}", config={"displayModeBar": False})
+
+
+def _fewshot_badge(pred: ClassPrediction | MultiLabelPrediction, metric: str) -> None:
+    if not pred.fewshot:
+        return
+    est = "not estimated yet" if pred.estimated_accuracy is None else f"{pred.estimated_accuracy:.0%}"
+    st.badge(md_literal(f"few-shot · est. {metric} {est}"), icon=":material/science:", color="violet",
+             help="A new task: answered by a head fitted in seconds on the shared encoder's features from "
+                  "the labels so far (cross-validated on them). A training round joins it to the shared model.")
 
 
 def _multilabel_card(name: str, pred: MultiLabelPrediction, title: bool = True) -> None:
@@ -93,6 +97,7 @@ def _multilabel_card(name: str, pred: MultiLabelPrediction, title: bool = True) 
     # escaped in label_chips_html: label names come from the task file
     st.markdown(label_chips_html(pred.labels, entity_colors(list(pred.probs))), unsafe_allow_html=True)
     st.caption(f"{len(pred.labels)} of {len(pred.probs)} labels at or above their threshold (orange tick)")
+    _fewshot_badge(pred, "micro-F1")
     st.plotly_chart(multilabel_bars(pred), key=f"multilabel_{name}", config={"displayModeBar": False})
 
 

@@ -40,7 +40,7 @@ def render_new_tasks(annotator: str) -> None:
         return
     if spec.kind not in FEWSHOT_KINDS:
         st.caption(md_literal(f"{spec.kind} tasks get their head in a training round (Train → Join new tasks); "
-                              "label them here first (few-shot heads are for single-label classification)."))
+                              "label them here first (few-shot heads are for classification and multi-label tasks)."))
     _labeller(spec, annotator)
     _add_texts(spec)
     with st.expander("Labels so far", key=f"nt_labels_so_far_{spec.name}"):
@@ -56,7 +56,8 @@ def _status(spec: TaskSpec) -> None:
     a.metric("Labelled", md_literal(str(sum(s.counts.values()))))
     b.metric("Pool left", md_literal(str(max(s.pool - sum(s.counts.values()), 0))))
     est = "—" if s.head is None or s.head.cv_accuracy is None else f"{s.head.cv_accuracy:.0%}"
-    c.metric("Est. accuracy (few-shot)", md_literal(est),
+    c.metric("Est. micro-F1 (few-shot)" if spec.kind == "multilabel_classification" else "Est. accuracy (few-shot)",
+             md_literal(est),
              help="Cross-validated on the labels so far; the Predict page shows this head's answers.")
     st.caption("Labels per class: " + md_literal(", ".join(f"{k} {v}" for k, v in s.counts.items())))
     if s.refitting:

@@ -21,9 +21,9 @@ from mtl_core.serve.fewshot import FewShotConfig, FewShotError, FewShotHead, fit
 from mtl_core.serve.predictor import Predictor
 from mtl_core.store.annotations import current_labels
 from mtl_core.store.texts import content_hash, get_texts
-from mtl_core.tasks import TaskSpec
+from mtl_core.tasks import MULTILABEL, TaskSpec
 
-FEWSHOT_KINDS = ("classification",)  # regression and token tasks wait for a round to join the shared model
+FEWSHOT_KINDS = ("classification", MULTILABEL)  # regression and token tasks wait for a round to join the model
 
 
 @dataclass
@@ -90,20 +90,29 @@ def refit(home: str | Path | None, predictor: Predictor, spec: TaskSpec, session
     started = time.perf_counter()
     if spec.kind not in FEWSHOT_KINDS:
         return FitReport(spec.name, False, f"{spec.kind} tasks get their head in a training round", 0, {})
-    pairs = [(t, v) for t, v in task_labels(session, spec.name) if isinstance(v, str) and v in spec.labels]
-    counts = {label: sum(1 for _, v in pairs if v == label) for label in spec.labels}
+    pairs = [(t, v) for t, v in task_labels(session, spec.name) if _usable(v, spec)]
+    counts = {label: sum(1 for _, v in pairs if (label in v if isinstance(v, list) else v == label))
+              for label in spec.labels}
     try:
         x = cached_features(home, predictor, [t for t, _ in pairs], config.representation) if pairs else None
         if x is None:
             raise FewShotError(f"task {spec.name!r} has no labels yet")
-        head = fit_head(spec.name, spec.labels, x, [v for _, v in pairs], str(predictor.version), config)
+        head = fit_head(spec.name, spec.labels, x, [v for _, v in pairs], str(predictor.version), config, spec.kind)
     except FewShotError as exc:
         return FitReport(spec.name, False, str(exc), len(pairs), counts, seconds=time.perf_counter() - started)
     save_head(head, home)
     return _report(head, time.perf_counter() - started)
 
 
+def _usable(value: Any, spec: TaskSpec) -> bool:
+    """A class name of the task (multi-label: a list of them, possibly empty)."""
+    if spec.kind == MULTILABEL:
+        return isinstance(value, list) and all(v in spec.labels for v in value)
+    return isinstance(value, str) and value in spec.labels
+
+
 def _report(head: FewShotHead, seconds: float) -> FitReport:
-    est = "" if head.cv_accuracy is None else f", estimated accuracy {head.cv_accuracy:.0%}"
+    metric = "micro-F1" if head.kind == MULTILABEL else "accuracy"
+    est = "" if head.cv_accuracy is None else f", estimated {metric} {head.cv_accuracy:.0%}"
     return FitReport(head.task, True, f"fitted on {head.n_labels} labels{est}", head.n_labels, head.per_class,
                      head.cv_accuracy, round(seconds, 3))

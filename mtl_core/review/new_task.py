@@ -23,7 +23,7 @@ from mtl_core.serve.predictor import Predictor
 from mtl_core.store import add_texts
 from mtl_core.store.annotations import add_annotation, current_labels
 from mtl_core.store.models import TextRow
-from mtl_core.tasks import TaskSpec
+from mtl_core.tasks import MULTILABEL, TaskSpec
 
 SCAN_LIMIT = 500  # pool texts considered per pick (features cached, so later picks are cheap)
 
@@ -54,6 +54,9 @@ def store_rows(session: Session, task: str, rows: list[tuple[str, Any]], annotat
 def label_counts(session: Session, spec: TaskSpec) -> dict[str, int]:
     """Labelled texts per class (classification), or {"labelled": n} for other kinds."""
     values = [v for _, v in task_labels(session, spec.name)]
+    if spec.kind == MULTILABEL:  # texts carrying each label
+        counts = Counter(label for v in values if isinstance(v, list) for label in v)
+        return {label: counts.get(label, 0) for label in spec.labels}
     if spec.kind != "classification":
         return {"labelled": len(values)}
     counts = Counter(values)
@@ -79,6 +82,10 @@ def next_texts(session: Session, home: str | Path | None, predictor: Predictor, 
     head = load_heads(home, predictor.version, {spec.name}).get(spec.name)
     rep = head.representation if head else FewShotConfig().representation
     x = cached_features(home, predictor, [t for _, t in todo], rep)
+    if head is not None and head.kind == MULTILABEL:  # the label probability nearest its threshold (0.5)
+        gap = np.abs(head.proba(x) - 0.5).min(axis=1)
+        return [NextText(todo[i][0], todo[i][1], f"uncertain: a label's probability is {gap[i]:.2f} from 0.5")
+                for i in np.argsort(gap)[:n]]
     if head is not None:
         probs = np.sort(head.proba(x), axis=1)
         margin = probs[:, -1] - probs[:, -2]

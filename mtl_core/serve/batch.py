@@ -67,8 +67,9 @@ def detail(task_pred) -> Any:
     if isinstance(task_pred, RegressionPrediction):
         return {"value": round(task_pred.value, 4)}
     if isinstance(task_pred, MultiLabelPrediction):
-        return {"labels": list(task_pred.labels), "probs": {k: round(v, 4) for k, v in task_pred.probs.items()},
-                "thresholds": {k: round(v, 4) for k, v in task_pred.thresholds.items()}}
+        out = {"labels": list(task_pred.labels), "probs": {k: round(v, 4) for k, v in task_pred.probs.items()},
+               "thresholds": {k: round(v, 4) for k, v in task_pred.thresholds.items()}}
+        return {**out, "fewshot": True, "estimated_micro_f1": task_pred.estimated_accuracy} if task_pred.fewshot else out
     return [{"text": s.text, "label": s.label, "start": s.start, "end": s.end, "score": round(s.score, 4)}
             for s in task_pred.spans]
 

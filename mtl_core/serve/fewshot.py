@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mtl_core.tasks import MULTILABEL
 from mtl_core.workspace import workspace_dir
 
 METHODS = ("logreg", "prototype")
@@ -64,12 +65,15 @@ class FewShotHead:
     bias: list[float]
     n_labels: int  # labelled texts it was fitted on
     per_class: dict[str, int]
-    cv_accuracy: float | None  # cross-validated on the labels so far; None with too few labels per class
+    cv_accuracy: float | None  # cross-validated on the labels so far (multi-label: micro-F1); None: too few
     fitted_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    kind: str = "classification"  # or "multilabel_classification": one sigmoid per label, threshold 0.5
 
     def proba(self, x: np.ndarray) -> np.ndarray:
-        """(N, D) features -> (N, C) probabilities."""
+        """(N, D) features -> (N, C) probabilities (softmax; multi-label: independent sigmoids)."""
         logits = normalise(x) @ np.asarray(self.weights, dtype=np.float32).T + np.asarray(self.bias, np.float32)
+        if self.kind == MULTILABEL:
+            return 1.0 / (1.0 + np.exp(-logits))
         logits -= logits.max(axis=1, keepdims=True)
         e = np.exp(logits)
         return e / e.sum(axis=1, keepdims=True)
@@ -125,10 +129,13 @@ def cv_accuracy(x: np.ndarray, y: np.ndarray, n_classes: int, method: str, folds
     return right / len(y)
 
 
-def fit_head(task: str, labels: list[str], x: np.ndarray, y: list[str], model_version: str,
-             config: FewShotConfig | None = None) -> FewShotHead:
-    """Fit on features `x` (N, D) with gold class names `y`; FewShotError naming what is missing."""
+def fit_head(task: str, labels: list[str], x: np.ndarray, y: list, model_version: str,
+             config: FewShotConfig | None = None, kind: str = "classification") -> FewShotHead:
+    """Fit on features `x` (N, D) with gold class names `y` (multi-label: label lists); FewShotError naming
+    what is missing."""
     config = config or FewShotConfig()
+    if kind == MULTILABEL:
+        return _fit_multilabel(task, labels, normalise(x), y, model_version, config)
     counts = {label: sum(1 for v in y if v == label) for label in labels}
     short = [f"{label} ({n})" for label, n in counts.items() if n < config.min_per_class]
     if short:
@@ -141,6 +148,52 @@ def fit_head(task: str, labels: list[str], x: np.ndarray, y: list[str], model_ve
                        representation=config.representation, weights=w.round(6).tolist(),
                        bias=b.round(6).tolist(), n_labels=len(y), per_class=counts,
                        cv_accuracy=cv_accuracy(x, idx, len(labels), config.method, config.cv_folds))
+
+
+def _fit_multilabel(task: str, labels: list[str], x: np.ndarray, y: list[list[str]], version: str,
+                    config: FewShotConfig) -> FewShotHead:
+    """One logistic regression per label (positives need `min_per_class` texts); CV estimate = micro-F1."""
+    hot = np.asarray([[label in chosen for label in labels] for chosen in y], dtype=np.int64)  # (N, C)
+    counts = dict(zip(labels, hot.sum(0).tolist()))
+    short = [f"{label} ({n})" for label, n in counts.items() if n < config.min_per_class]
+    if short:
+        raise FewShotError(f"task {task!r} needs at least {config.min_per_class} texts with each label; "
+                           f"short: {', '.join(short)}")
+    w, b = _binary_weights(x, hot)
+    return FewShotHead(task=task, labels=list(labels), model_version=version, method="logreg",
+                       representation=config.representation, weights=w.round(6).tolist(), bias=b.round(6).tolist(),
+                       n_labels=len(y), per_class=counts, cv_accuracy=_cv_micro_f1(x, hot, config.cv_folds),
+                       kind=MULTILABEL)
+
+
+def _binary_weights(x: np.ndarray, hot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per label (column of `hot`): a binary logistic regression; a label on every text (or none) gets a
+    constant, confident logit."""
+    from sklearn.linear_model import LogisticRegression
+
+    w, b = np.zeros((hot.shape[1], x.shape[1]), np.float32), np.zeros(hot.shape[1], np.float32)
+    for c in range(hot.shape[1]):
+        if hot[:, c].min() == hot[:, c].max():
+            b[c] = 4.0 if hot[0, c] else -4.0
+            continue
+        clf = LogisticRegression(C=LOGREG_C, max_iter=2000).fit(x, hot[:, c])
+        w[c], b[c] = clf.coef_[0], clf.intercept_[0]
+    return w, b
+
+
+def _cv_micro_f1(x: np.ndarray, hot: np.ndarray, folds: int) -> float | None:
+    from sklearn.model_selection import KFold
+
+    k = min(folds, len(x) // 2)
+    if k < 2:
+        return None
+    tp = fp = fn = 0
+    for train, test in KFold(n_splits=k, shuffle=True, random_state=0).split(x):
+        w, b = _binary_weights(x[train], hot[train])
+        pred = (x[test] @ w.T + b) >= 0  # probability >= 0.5
+        gold = hot[test].astype(bool)
+        tp, fp, fn = tp + int((pred & gold).sum()), fp + int((pred & ~gold).sum()), fn + int((~pred & gold).sum())
+    return 2 * tp / max(2 * tp + fp + fn, 1)
 
 
 # ------------------------------------------------------------------------------------------ files
@@ -189,9 +242,15 @@ def heads_stamp(home: str | Path | None) -> tuple:
 
 
 def answers(head: FewShotHead, x: np.ndarray) -> list:
-    """(N, D) features -> one ClassPrediction per row, marked few-shot with the head's estimated accuracy."""
-    from mtl_core.types import ClassPrediction
+    """(N, D) features -> one ClassPrediction (MultiLabelPrediction) per row, marked few-shot with the head's
+    estimated accuracy."""
+    from mtl_core.types import ClassPrediction, MultiLabelPrediction
 
+    if head.kind == MULTILABEL:
+        return [MultiLabelPrediction(labels=[lab for lab, p in zip(head.labels, row) if p >= 0.5],
+                                     probs={lab: float(p) for lab, p in zip(head.labels, row)},
+                                     thresholds={lab: 0.5 for lab in head.labels}, fewshot=True,
+                                     estimated_accuracy=head.cv_accuracy) for row in head.proba(x)]
     out = []
     for row in head.proba(x):
         top = np.argsort(-row)

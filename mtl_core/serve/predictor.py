@@ -71,7 +71,7 @@ class Predictor:
     @property
     def answered_tasks(self) -> dict[str, str]:
         """task -> kind of every task `predict` answers: the model's heads, then the few-shot heads."""
-        return {**{n: self.model.tasks[n].kind for n in self.task_names}, **{n: "classification" for n in self.fewshot}}
+        return {**{n: self.model.tasks[n].kind for n in self.task_names}, **{n: h.kind for n, h in self.fewshot.items()}}
 
     @property
     def fewshot_key(self) -> tuple:

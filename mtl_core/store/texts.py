@@ -100,8 +100,11 @@ def prediction_payload(pred: TaskPrediction) -> tuple[dict[str, Any], float | No
     if isinstance(pred, RegressionPrediction):
         return {"kind": pred.kind, "value": pred.value, "low": pred.low, "high": pred.high}, pred.value
     if isinstance(pred, MultiLabelPrediction):  # score column: the most probable label's probability
-        return ({"kind": pred.kind, "labels": list(pred.labels), "probs": dict(pred.probs),
-                 "thresholds": dict(pred.thresholds)}, max(pred.probs.values(), default=None))
+        payload = {"kind": pred.kind, "labels": list(pred.labels), "probs": dict(pred.probs),
+                   "thresholds": dict(pred.thresholds)}
+        if pred.fewshot:
+            payload.update(fewshot=True, estimated_accuracy=pred.estimated_accuracy)
+        return payload, max(pred.probs.values(), default=None)
     spans = [asdict(s) for s in pred.spans]
     return {"kind": pred.kind, "spans": spans}, min((s.score for s in pred.spans), default=None)
 
@@ -116,7 +119,9 @@ def payload_prediction(payload: dict[str, Any]) -> TaskPrediction:
     if kind == "regression":
         return RegressionPrediction(payload["value"], payload["low"], payload["high"])
     if kind == "multilabel_classification":
-        return MultiLabelPrediction(list(payload["labels"]), dict(payload["probs"]), dict(payload["thresholds"]))
+        return MultiLabelPrediction(list(payload["labels"]), dict(payload["probs"]), dict(payload["thresholds"]),
+                                    fewshot=bool(payload.get("fewshot")),
+                                    estimated_accuracy=payload.get("estimated_accuracy"))
     return TokenPrediction(spans=[Span(**s) for s in payload.get("spans", [])], tags=[])
 
 

@@ -58,3 +58,24 @@ def test_regression_tasks_wait_for_a_round(workspace, sessions, tiny_predictor):
     with sessions() as s:
         report = fewshot_fit.refit(workspace, tiny_predictor, spec, s)
     assert not report.fitted and "round" in report.message
+
+
+def test_multilabel_task_fits_from_label_lists(workspace, sessions, tiny_predictor):
+    from mtl_core.review.new_task import label_counts, store_rows
+
+    spec = TaskSpec(name="topics", kind="multilabel_classification", labels=["billing", "outage"])
+    with sessions() as s:
+        store_rows(s, "topics", [("refund me", ["billing"]), ("site down", ["outage"]), ("bill and outage", ["billing", "outage"]),
+                                 ("hello", []), ("charged twice", ["billing"]), ("no network", ["outage"]),
+                                 ("weird", ["nope"])], "ann")
+        assert label_counts(s, spec) == {"billing": 3, "outage": 3}
+        report = fewshot_fit.refit(workspace, tiny_predictor, spec, s)
+    assert report.fitted and report.n_labels == 6 and "micro-F1" in report.message  # ["nope"] is not usable
+    head = fewshot.load_heads(workspace, "tiny")["topics"]
+    tiny_predictor.refresh_fewshot(workspace, {"topics", *tiny_predictor.task_names})
+    try:
+        [pred] = tiny_predictor.predict(["my bill is wrong"])
+        assert pred.tasks["topics"].fewshot and head.kind == "multilabel_classification"
+        assert tiny_predictor.answered_tasks["topics"] == "multilabel_classification"
+    finally:
+        tiny_predictor.refresh_fewshot(workspace / "none", set())

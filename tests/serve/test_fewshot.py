@@ -81,3 +81,31 @@ def test_predictor_answers_a_new_task_in_the_same_forward(tiny_predictor, tmp_pa
     finally:
         tiny_predictor.refresh_fewshot(tmp_path / "none", set())
     assert "mood" not in tiny_predictor.predict(texts[:1])[0].tasks
+
+
+def test_multilabel_head_one_sigmoid_per_label():
+    from mtl_core.types import MultiLabelPrediction
+
+    rng = np.random.default_rng(0)
+    d = 16
+    a, b = np.eye(d, dtype=np.float32)[0] * 4, np.eye(d, dtype=np.float32)[1] * 4
+
+    def sample(k):  # texts with label a, with b, with both, with none
+        xs, ys = [], []
+        for chosen, centre in ((["a"], a), (["b"], b), (["a", "b"], a + b), ([], np.zeros(d, np.float32))):
+            xs.append(centre + 0.3 * rng.normal(size=(k, d)) + 0.5)
+            ys += [chosen] * k
+        return np.concatenate(xs).astype(np.float32), ys
+
+    x, y = sample(6)
+    head = fit_head("t", ["a", "b"], x, y, "v1", kind="multilabel_classification")
+    assert head.kind == "multilabel_classification" and head.per_class == {"a": 12, "b": 12}
+    assert head.cv_accuracy is not None and head.cv_accuracy > 0.9
+    xt, yt = sample(10)
+    probs = head.proba(xt)
+    assert probs.shape == (40, 2) and not np.allclose(probs.sum(1), 1)  # independent, not a softmax
+    preds = fewshot.answers(head, xt)
+    assert all(isinstance(p, MultiLabelPrediction) and p.fewshot for p in preds)
+    assert np.mean([p.labels == g for p, g in zip(preds, yt)]) > 0.9
+    with pytest.raises(FewShotError, match=r"b \(1\)"):
+        fit_head("t", ["a", "b"], x[:7], y[:7], "v1", kind="multilabel_classification")

@@ -51,3 +51,13 @@ def test_label_sets_compare_as_sets(sessions):
 def test_import_checks_label_sets(value, ok):
     spec = TaskSpec("topics", MULTILABEL, ["a", "b"])
     assert (value_problem(spec, value, "text") is None) == ok
+
+
+def test_a_few_shot_answer_keeps_its_mark_through_the_store():
+    from mtl_core.store.texts import payload_prediction, prediction_payload
+    from mtl_core.types import ClassPrediction, MultiLabelPrediction
+
+    for pred in (MultiLabelPrediction(["a"], {"a": 0.9, "b": 0.1}, {"a": 0.5, "b": 0.5}, fewshot=True,
+                                      estimated_accuracy=0.8),
+                 ClassPrediction("a", 0.9, {"a": 0.9, "b": 0.1}, 0.8, fewshot=True, estimated_accuracy=0.7)):
+        assert payload_prediction(prediction_payload(pred)[0]) == pred
