@@ -17,6 +17,7 @@ from app.shared import auth_view
 from app.shared.flash import one_shot
 from app.train import service as train_service
 from mtl_core.eval.compare import REGRESSION_THRESHOLD
+from mtl_core.rounds.join import HOLDOUT_MIN, HOLDOUT_SHARE
 
 FLASH = "_round_flash"  # (level, message) shown once after a callback; the Models page uses it too
 flash, show_flash = one_shot(FLASH)
@@ -122,6 +123,7 @@ def render_round_result(job) -> None:
     st.dataframe(deltas_frame(comparison), hide_index=True, key="round_deltas", column_config={
         "old": st.column_config.NumberColumn(format="%.4f"), "new": st.column_config.NumberColumn(format="%.4f"),
         "delta (points)": st.column_config.NumberColumn(format="%+.2f")})
+    _joined(result.get("joined") or [], test.get("tasks", {}))
     regs = comparison.get("regressions", [])
     if regs:
         st.warning("The test metric dropped by more than 1 point on: "
@@ -146,6 +148,17 @@ def render_round_result(job) -> None:
         st.dataframe(_examples_frame(corr.get("fixed", []) + corr.get("broken", [])), hide_index=True,
                      key="round_corr_changes")
     _actions(version, base, regs, test.get("broken", []) + corr.get("broken", []))
+
+
+def _joined(joined: list[str], tested: dict) -> None:
+    """Say which tasks the round joined, and why one has no test metric (too few labels to hold some out)."""
+    if not joined:
+        return
+    untested = [t for t in joined if t not in tested]
+    note = (f" No test metric for {', '.join(md_title(t) for t in untested)}: a task without a data set keeps "
+            f"{HOLDOUT_SHARE:.0%} of its labels as its test set once it has {HOLDOUT_MIN} labels.") if untested else ""
+    st.info("Joined the shared model: " + ", ".join(md_title(t) for t in joined) + "." + note,
+            icon=":material/add_task:")
 
 
 def _actions(version: str, base: str, regs: list[str], broken: list[dict]) -> None:

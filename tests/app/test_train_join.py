@@ -79,3 +79,20 @@ def test_comparison_shows_a_joined_task_without_old_metric(workspace):
     assert new["new"] == test["tasks"]["urgency"]["new"] and not new["regressed"]
     assert new["old"] is None or new["old"] != new["old"]  # None / NaN: no old metric
     assert not at.warning  # a new task never counts as a regression
+    assert [i.value for i in at.info if "Joined the shared model" in i.value] == ["Joined the shared model: Urgency."]
+
+
+def test_a_joined_task_without_a_test_set_is_said(workspace):
+    version = add_round_version(workspace)
+    _, sessions = open_store(workspace)
+    with sessions() as s:
+        job_id = create_job(s, "train_round", params={"base_version": "v0001", "new_tasks": ["urgency"]}).id
+        start_job(s, job_id, pid=os.getpid())
+        finish_job(s, job_id, status="done", message="finished", result={
+            "version": version, "base_version": "v0001", "strategy": "full", "n_corrections": 0,
+            "timings": {"total": 3.0}, "joined": ["urgency"],
+            "comparison": {"test": {"tasks": {}}, "corrections": {}, "regressions": []}})
+    at = _train_page()
+    assert not at.exception
+    [note] = [i.value for i in at.info if "Joined the shared model" in i.value]
+    assert "No test metric for Urgency" in note and "20 labels" in note
