@@ -155,10 +155,11 @@ def _joined(joined: list[str], tested: dict) -> None:
     if not joined:
         return
     untested = [t for t in joined if t not in tested]
-    note = (f" No test metric for {', '.join(md_title(t) for t in untested)}: a task without a data set keeps "
-            f"{HOLDOUT_SHARE:.0%} of its labels as its test set once it has {HOLDOUT_MIN} labels.") if untested else ""
-    st.info("Joined the shared model: " + ", ".join(md_title(t) for t in joined) + "." + note,
-            icon=":material/add_task:")
+    st.info("Joined the shared model: " + ", ".join(md_title(t) for t in joined) + ".", icon=":material/add_task:")
+    if untested:
+        st.caption("No test metric for " + ", ".join(md_title(t) for t in untested) + md_literal(
+            f": a task without a data set keeps {HOLDOUT_SHARE:.0%} of its labels as its test set once it has "
+            f"{HOLDOUT_MIN} labels."))
 
 
 def _actions(version: str, base: str, regs: list[str], broken: list[dict]) -> None:

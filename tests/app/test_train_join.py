@@ -64,13 +64,7 @@ def test_comparison_shows_a_joined_task_without_old_metric(workspace):
     corr = compare_answers(specs, {"urgency": urg[:2]}, {}, {"urgency": ["calm", "urgent"]}, "corrections")
     comparison = {"test": test, "corrections": corr, "regressions": test["regressions"],
                   "corrections_weights_only": corr["counts"], "edit_memory": {}}
-    _, sessions = open_store(workspace)
-    with sessions() as s:
-        job_id = create_job(s, "train_round", params={"base_version": "v0001", "new_tasks": ["urgency"]}).id
-        start_job(s, job_id, pid=os.getpid())
-        finish_job(s, job_id, status="done", message="finished", result={
-            "version": version, "base_version": "v0001", "strategy": "full", "n_corrections": 2,
-            "timings": {"total": 3.0}, "comparison": comparison, "joined": ["urgency"]})
+    _finished_round(workspace, {"version": version, "n_corrections": 2, "comparison": comparison})
     at = _train_page()
     assert not at.exception
     deltas = frame(at, "delta (points)")
@@ -84,15 +78,20 @@ def test_comparison_shows_a_joined_task_without_old_metric(workspace):
 
 def test_a_joined_task_without_a_test_set_is_said(workspace):
     version = add_round_version(workspace)
+    _finished_round(workspace, {"version": version, "n_corrections": 0,
+                                "comparison": {"test": {"tasks": {}}, "corrections": {}, "regressions": []}})
+    at = _train_page()
+    assert not at.exception
+    assert [i.value for i in at.info if "Joined the shared model" in i.value] == ["Joined the shared model: Urgency."]
+    [note] = [c.value.replace("\\", "") for c in at.caption if "No test metric" in c.value]
+    assert "No test metric for Urgency" in note and "20 labels" in note
+
+
+def _finished_round(workspace, result: dict) -> None:
+    """A finished train_round job that joined "urgency", with `result` merged into its result."""
     _, sessions = open_store(workspace)
     with sessions() as s:
         job_id = create_job(s, "train_round", params={"base_version": "v0001", "new_tasks": ["urgency"]}).id
         start_job(s, job_id, pid=os.getpid())
         finish_job(s, job_id, status="done", message="finished", result={
-            "version": version, "base_version": "v0001", "strategy": "full", "n_corrections": 0,
-            "timings": {"total": 3.0}, "joined": ["urgency"],
-            "comparison": {"test": {"tasks": {}}, "corrections": {}, "regressions": []}})
-    at = _train_page()
-    assert not at.exception
-    [note] = [i.value for i in at.info if "Joined the shared model" in i.value]
-    assert "No test metric for Urgency" in note and "20 labels" in note
+            "base_version": "v0001", "strategy": "full", "timings": {"total": 3.0}, "joined": ["urgency"], **result})
