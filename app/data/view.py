@@ -11,7 +11,7 @@ from app.data.new_task_view import render_new_task
 from app.data.source import DataSource, data_source
 from app.shared import services
 from mtl_core.data.workspace_tasks import new_tasks
-from mtl_core.tasks import TaskFile
+from mtl_core.tasks import TaskFile, TaskFileError
 
 
 def tasks_frame(task_file: TaskFile) -> pd.DataFrame:
@@ -35,7 +35,11 @@ def render_tasks(src: DataSource) -> None:
 def _new_tasks(src: DataSource) -> list:
     if src.predictor is None:
         return []
-    return new_tasks(services.workspace_tasks(src.home, src.predictor.task_file), src.predictor.task_file)
+    try:
+        return new_tasks(services.workspace_tasks(src.home, src.predictor.task_file), src.predictor.task_file)
+    except TaskFileError as exc:
+        st.warning(f"The workspace's task file could not be read, so new tasks are not shown: {md_literal(exc)}")
+        return []
 
 
 # Tab title -> its renderer, called with the DataSource (a renderer without arguments: `lambda _: render()`).

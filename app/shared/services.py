@@ -19,7 +19,7 @@ from mtl_core.model.registry import Registry
 from mtl_core.model.runner import ModelRunner
 from mtl_core.serve.explain import Saliency, saliency
 from mtl_core.serve.predictor import NoModelError, Predictor, load_active_predictor
-from mtl_core.tasks import TaskFile
+from mtl_core.tasks import TaskFile, TaskFileError
 from mtl_core.types import Prediction
 from mtl_core.workspace import hold_workspace, workspace_dir
 
@@ -59,7 +59,10 @@ def current_predictor() -> tuple[Predictor, str]:
     home = workspace_home()
     version = active_version(home)
     predictor = get_predictor(version, home)
-    new = {t.name for t in new_tasks(workspace_tasks(home, predictor.task_file), predictor.task_file)}
+    try:
+        new = {t.name for t in new_tasks(workspace_tasks(home, predictor.task_file), predictor.task_file)}
+    except TaskFileError:  # a hand-edited, broken tasks.yaml: the model's own tasks still answer
+        new = set()
     with MODEL_LOCK:
         predictor.refresh_fewshot(home, new)
     return predictor, version

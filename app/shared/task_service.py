@@ -19,8 +19,9 @@ from mtl_core.data.workspace_tasks import add_task, new_tasks
 from mtl_core.review.fewshot_fit import FitReport, refit, task_labels
 from mtl_core.review.new_task import NextText, label_counts, next_texts, pool_size, store_rows
 from mtl_core.serve.fewshot import load_heads
+from mtl_core.serve.predictor import NoModelError
 from mtl_core.store.annotations import add_annotation
-from mtl_core.tasks import TaskSpec
+from mtl_core.tasks import TaskFileError, TaskSpec
 
 _refits: dict[tuple[str, str], dict] = {}  # (home, task) -> {"thread", "report", "queued_at"}
 _REFIT_LOCK = threading.Lock()
@@ -44,7 +45,11 @@ def ensure_heads() -> None:
     background refit per new task that has none for the active version (once per version and task)."""
     home = services.workspace_home()
     predictor, version = services.current_predictor()
-    for spec in new_task_specs():
+    try:
+        specs = new_task_specs()
+    except TaskFileError:  # a broken tasks.yaml: the pages that show tasks say so; Predict goes on
+        return
+    for spec in specs:
         key = (home, version, spec.name)
         if spec.name not in predictor.fewshot and key not in _tried:
             _tried.add(key)
@@ -60,14 +65,18 @@ def new_task_specs() -> list[TaskSpec]:
 def create_task(spec: TaskSpec, files: list[Labelled], annotator: str) -> tuple[int, int]:
     """Add the task to the workspace's task file, store its files' rows, start a refit. -> (texts, labels)."""
     home = services.workspace_home()
-    predictor, _ = services.current_predictor()
-    add_task(spec, home, predictor.task_file)
+    try:
+        model_tasks = services.current_predictor()[0].task_file
+    except NoModelError:  # no model yet (first run): the task and its data wait for one; no head to fit
+        model_tasks = None
+    add_task(spec, home, model_tasks)
     texts = labels = 0
     for got in files:
         with get_sessions()() as s:
             t, n = store_rows(s, spec.name, got.rows, annotator)
         texts, labels = texts + t, labels + n
-    start_refit(spec)
+    if model_tasks is not None:
+        start_refit(spec)
     return texts, labels
 
 

@@ -148,3 +148,25 @@ def test_after_a_promotion_predict_refits_the_new_tasks_head(workspace, sessions
     pred.text_area(key="predict_text").input("the server is down again").run()
     pred.button(key="predict_button").click().run()
     assert any("few" in m.value and "shot" in m.value for m in pred.markdown)
+
+
+def test_a_task_can_be_created_before_any_model_exists(empty_workspace):
+    at = AppTest.from_function(_wizard, default_timeout=120).run()
+    at.text_input(key="nt_name").input("routing").run()
+    at.text_input(key="nt_labels").input("urgent, later").run()
+    at.button(key="nt_create").click().run()
+    assert not at.exception and any("Task routing created" in s.value for s in at.success)
+    assert load_workspace_tasks(empty_workspace).by_name("routing").labels == ["urgent", "later"]
+
+
+def test_a_broken_workspace_task_file_never_breaks_the_pages(workspace):
+    (workspace / "tasks.yaml").write_text("tasks: [ {name: 'x', kind: nope", encoding="utf-8")
+    pred = _page("predict")
+    pred.text_area(key="predict_text").input("a fine film").run()
+    pred.button(key="predict_button").click().run()
+    assert not pred.exception and any("Sentiment" in m.value for m in pred.markdown)
+    data = _page("data")
+    assert not data.exception and any("task file could not be read" in w.value for w in data.warning)
+    review = _page("review")
+    review.text_input(key="review_annotator_input").input("alice").run()
+    assert not review.exception
