@@ -9,7 +9,6 @@ see a new head on their next rerun: the Predictor reloads head files when they c
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass
 
 from app.shared import services
@@ -110,10 +109,8 @@ def _refit_loop(key: tuple[str, str], spec: TaskSpec) -> None:
     home, _ = key
     while True:
         predictor = services.get_predictor(services.active_version(home), home)
-        started = time.perf_counter()
         with services.MODEL_LOCK, get_sessions()() as s:
             report = refit(home, predictor, spec, s)
-        report.seconds = round(time.perf_counter() - started, 3)
         with _REFIT_LOCK:
             state = _refits[key]
             state["report"] = report

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mtl_core.model.applicability import represent
 from mtl_core.tasks import MULTILABEL
 from mtl_core.workspace import workspace_dir
 
@@ -92,12 +93,10 @@ def features_from_output(out, mask, representation: str) -> np.ndarray:
     """(B, D) float32 features of one forward's output (`MultiTaskOutput`): see the module docstring."""
     if representation == "pooled":
         return out.pooled.float().cpu().numpy()
-    states = out.hidden_states
-    m = mask.to(states[0].device).unsqueeze(-1).float()  # (B, T, 1)
-    n = m.sum(1).clamp(min=1.0)
+    layers = [i for i in LAYERS if i < len(out.hidden_states)]  # a shallower encoder: the layers it has
+    x = represent(out.hidden_states, None, mask, layers)  # (B, L * H), the pooling applicability uses
     # each layer unit-length before joining, so no layer dominates the dot products
-    parts = [normalise(((states[i].float() * m).sum(1) / n).cpu().numpy()) for i in LAYERS if i < len(states)]
-    return np.concatenate(parts, axis=1)
+    return normalise(x.reshape(len(x) * len(layers), -1)).reshape(len(x), -1)
 
 
 def _fit_weights(x: np.ndarray, y: np.ndarray, n_classes: int, method: str) -> tuple[np.ndarray, np.ndarray]:
