@@ -1,5 +1,6 @@
 # The two set-up commands of the README:
-#   make run    install, train the default model once if there is none, launch the app
+#   make run    install, launch the app at once (with no model yet, the app trains the first one in the
+#               background; headless: python -m mtl_core train --if-missing [--quick])
 #   make test   install (plus test tools and headless Chromium), lint, run the whole test suite
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip
@@ -20,7 +21,6 @@ browser:
 	    echo "warning: could not install chromium; the browser test will be skipped"; }
 
 run: install
-	$(PYTHON) -m mtl_core train --if-missing $(if $(QUICK),--quick,)
 	$(PYTHON) -m streamlit run streamlit_app.py
 
 lint:

@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from app.shared import auth_view
+from app.shared import auth_view, bootstrap_service
+from app.shared.store_service import get_sessions
 
 st.set_page_config(page_title="MTL Studio", page_icon=":material/hub:", layout="wide")
 
@@ -15,6 +16,7 @@ PAGES = [
 ]
 
 if auth_view.gate():  # single-user mode, or a signed-in team member
+    bootstrap_service.start_if_needed(get_sessions())  # no model yet: the first one trains in the background
     st.navigation(PAGES).run()
 else:  # team mode, nobody signed in: the sign-in form is the only page, whatever the URL asks for
     st.navigation([st.Page(auth_view.render_login, title="Sign in", icon=":material/login:", url_path="login")],

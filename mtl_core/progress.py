@@ -13,6 +13,13 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 
+def fmt_seconds(s: float | None) -> str:
+    """A duration for a progress line: "45s", "3m 05s"; "…" when unknown."""
+    if s is None:
+        return "…"
+    return f"{int(s // 60)}m {int(s % 60):02d}s" if s >= 60 else f"{max(1, round(s))}s"
+
+
 class Cancelled(Exception):
     """The user cancelled: raised by `Reporter.check_cancelled()`, caught where the job ends cleanly."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -13,6 +14,10 @@ if str(ROOT) not in sys.path:  # plain `pytest` (not `python -m pytest`) does no
     sys.path.insert(0, str(ROOT))
 
 from tests.helpers.workspace import register_copy  # noqa: E402
+
+# With no model the Predict page starts training the first one (app/shared/bootstrap_service.py): never a real
+# run in the tests; those about it turn it back on with a fast fake job (tests/helpers/bootstrap_jobs.py).
+os.environ["MTL_STUDIO_AUTO_TRAIN"] = "0"
 
 
 @pytest.fixture(scope="session")

@@ -59,7 +59,8 @@ def render_page() -> None:
         st.error(f"The model registry could not be read: {md_literal(exc)}")
         return
     if not versions:
-        st.info("No model versions yet: run `python -m mtl_core train --quick` to train the first one.")
+        st.info("No model versions yet: the Predict page trains the first one in the background and shows its "
+                "progress (or run `python -m mtl_core train --quick`).")
         return
     discarded = discarded_versions(reg.home)
     frame = versions_frame(versions, active, discarded)

@@ -15,6 +15,7 @@ from app.components.charts import saliency_bars
 from app.components.html import saliency_html
 from app.components.results import md_title, render_results, task_title
 from app.components.text import md_literal
+from app.predict import bootstrap_view
 from app.shared import services, task_service
 from mtl_core.serve.explain import METHODS, attention_rollout
 from mtl_core.serve.predictor import NoModelError, Predictor
@@ -23,23 +24,14 @@ from mtl_core.types import Prediction
 EXAMPLES_FILE = Path(__file__).resolve().parents[2] / "assets" / "examples.json"
 OWN_TEXT = "(type your own)"
 EXPLAIN_TABS = ["Attention", "All heads", "Rollout", "Saliency"]
-TRAIN_HELP = """No trained model in this workspace yet. Train one first:
-
-```bash
-python -m mtl_core train --quick   # about 3 minutes, small but usable
-python -m mtl_core train           # the full model
-```
-
-Then reload this page."""
 
 
 def load_predictor_or_explain() -> tuple[Predictor, str] | None:
-    """The active predictor, or None after telling the user how to get one (never a stack trace)."""
+    """The active predictor, or None after showing how the first one is coming (never a stack trace)."""
     try:
         predictor, version = services.current_predictor()
-    except NoModelError as exc:
-        st.info(TRAIN_HELP, icon=":material/model_training:")
-        st.caption(f"Details: {md_literal(exc)}")
+    except NoModelError:  # first run: the first model trains in the background, shown live
+        bootstrap_view.render_no_model()
         return None
     except Exception as exc:  # a corrupted registry.json etc.: say what, not where
         st.error(f"The model workspace could not be read: {md_literal(exc)}")
@@ -59,6 +51,7 @@ def render_status(predictor: Predictor, where) -> None:
         st.caption(md_literal(f"version {predictor.version} · encoder {predictor.meta.get('encoder_name', '?')}"))
         st.caption(f"device: {md_literal(predictor.device_label)}")
         st.caption("last prediction: " + (f"{latency:.0f} ms" if latency is not None else "—"))
+    bootstrap_view.render_sidebar_progress(where)  # the default model still training behind the quick one
 
 
 @st.cache_data(show_spinner=False)

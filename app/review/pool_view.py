@@ -34,7 +34,8 @@ def render_pools(sessions: Sessions, home: str, predictor: Predictor | None, ver
         _render_job(sessions, home)
         return
     if predictor is None:
-        st.info("Scoring a pool needs a trained model: `python -m mtl_core train --quick`.")
+        st.info("Scoring a pool needs a trained model: the first one is training in the background (progress on "
+                "the Predict page).")
         _render_job(sessions, home)
         return
     kind = st.radio("Pool", list(POOL_TITLES), format_func=POOL_TITLES.get, horizontal=True,

@@ -17,8 +17,11 @@ from app.shared import auth_view
 from app.shared.flash import one_shot
 from app.train import service as train_service
 from mtl_core.eval.compare import REGRESSION_THRESHOLD
+from mtl_core.eval.flips import MAX_NFR, negative_flip_rate, promotion_concerns
 from mtl_core.rounds.join import HOLDOUT_MIN, HOLDOUT_SHARE
 
+NFR_HELP = (f"Negative flip rate: share of the task's test examples the old model got right and the new one gets "
+            f"wrong. Above {MAX_NFR:.0%}, promotion asks for a confirmation.")
 FLASH = "_round_flash"  # (level, message) shown once after a callback; the Models page uses it too
 flash, show_flash = one_shot(FLASH)
 
@@ -28,6 +31,7 @@ def deltas_frame(comparison: dict) -> pd.DataFrame:
     corr = comparison.get("corrections", {}).get("counts", {})
     weights = comparison.get("corrections_weights_only", {})
     memory = comparison.get("edit_memory", {})
+    flips = test.get("counts", {})
     rows = []
     for task, row in test.get("tasks", {}).items():
         c, w = corr.get(task, {}), weights.get(task, {})
@@ -35,6 +39,8 @@ def deltas_frame(comparison: dict) -> pd.DataFrame:
         rows.append({
             "task": task_title(task) + (" (new task)" if new_task else ""), "metric": row["metric"],
             "old": row["old"], "new": row["new"], "delta (points)": None if new_task else 100 * row["delta"],
+            "test fixed / broken": f"{flips[task]['fixed']} / {flips[task]['broken']}" if task in flips else "",
+            "NFR %": 100 * negative_flip_rate(flips[task]) if task in flips else None,
             "corrections right (old → new)": f"{c['right_old']} → {c['right_new']} / {c['n']}" if c else "",
             "by the weights alone": f"{w['right_new']} / {w['n']}" if w else "",
             "edit memory keys": memory.get(task, {}).get("keys", 0) if c else "",
@@ -103,15 +109,15 @@ def _send_broken(rows: list[dict], version: str, base: str) -> None:
     flash("success", f"{n} broken example(s) sent to the review queue.")
 
 
-def render_round_result(job) -> None:
+def render_round_result(job, number: int) -> None:
     result = job.result or {}
     comparison = result.get("comparison") or {}
     version, base = result.get("version"), result.get("base_version")
     if not version or not comparison:
-        st.warning(f"Round {job.id:d} finished without a comparison.")
+        st.warning(f"Round {number:d} finished without a comparison.")
         return
     test, corr = comparison.get("test", {}), comparison.get("corrections", {})
-    st.subheader(f"Round {job.id:d}: {md_literal(base)} → {md_literal(version)}")
+    st.subheader(f"Round {number:d}: {md_literal(base)} → {md_literal(version)}")
     n_corr = sum(c["n"] for c in corr.get("counts", {}).values())
     right = sum(c["right_new"] for c in corr.get("counts", {}).values())
     right_old = sum(c["right_old"] for c in corr.get("counts", {}).values())
@@ -122,12 +128,13 @@ def render_round_result(job) -> None:
     d.metric("Round time", f"{result.get('timings', {}).get('total', 0):.0f} s")
     st.dataframe(deltas_frame(comparison), hide_index=True, key="round_deltas", column_config={
         "old": st.column_config.NumberColumn(format="%.4f"), "new": st.column_config.NumberColumn(format="%.4f"),
-        "delta (points)": st.column_config.NumberColumn(format="%+.2f")})
+        "delta (points)": st.column_config.NumberColumn(format="%+.2f"),
+        "NFR %": st.column_config.NumberColumn(format="%.2f", help=NFR_HELP)})
     _joined(result.get("joined") or [], test.get("tasks", {}))
-    regs = comparison.get("regressions", [])
-    if regs:
-        st.warning("The test metric dropped by more than 1 point on: "
-                   + ", ".join(md_title(t) for t in regs) + ". Check the broken examples before promoting.")
+    concerns = round_concerns(comparison)
+    if concerns:
+        st.warning(md_literal("Check the broken examples before promoting: " + "; ".join(concerns) + "."),
+                   icon=":material/warning:")
     tabs = st.tabs(["Per label", "Confusion difference", f"Fixed ({test.get('n_fixed', 0):,})",
                     f"Broken ({test.get('n_broken', 0):,})", "Corrections"], key="round_tabs")
     with tabs[0]:
@@ -147,7 +154,7 @@ def render_round_result(job) -> None:
     with tabs[4]:
         st.dataframe(_examples_frame(corr.get("fixed", []) + corr.get("broken", [])), hide_index=True,
                      key="round_corr_changes")
-    _actions(version, base, regs, test.get("broken", []) + corr.get("broken", []))
+    _actions(version, base, concerns, test.get("broken", []) + corr.get("broken", []))
 
 
 def _joined(joined: list[str], tested: dict) -> None:
@@ -162,7 +169,14 @@ def _joined(joined: list[str], tested: dict) -> None:
             f"{HOLDOUT_MIN} labels."))
 
 
-def _actions(version: str, base: str, regs: list[str], broken: list[dict]) -> None:
+def round_concerns(comparison: dict) -> list[str]:
+    """Why promoting this round's model needs a confirmation (plain sentences; empty: nothing to confirm)."""
+    regs = comparison.get("regressions", [])
+    dropped = [f"the test metric dropped by more than 1 point on {', '.join(map(task_title, regs))}"] if regs else []
+    return dropped + promotion_concerns(comparison.get("test", {}))
+
+
+def _actions(version: str, base: str, concerns: list[str], broken: list[dict]) -> None:
     state = train_service.version_state(version)
     if state == "missing":
         st.error(f"{md_literal(version)} is no longer registered.")
@@ -181,11 +195,11 @@ def _actions(version: str, base: str, regs: list[str], broken: list[dict]) -> No
         auth_view.denied_note("promote")
         return
     confirmed = True
-    if regs:
-        confirmed = st.checkbox(f"Promote {md_literal(version)} anyway, although {', '.join(map(md_title, regs))} "
-                                "dropped by more than 1 point", key=f"round_confirm_{version}")
-    left.button(f"Promote {md_literal(version)}", key="round_promote", type="primary", disabled=not confirmed,
-                on_click=_promote, args=(version,))
+    if concerns:  # a model that breaks more than it fixes is not the obvious next step: ask first
+        confirmed = st.checkbox(md_literal(f"Promote {version} anyway, although {'; '.join(concerns)}"),
+                                key=f"round_confirm_{version}")
+    left.button(f"Promote {md_literal(version)}", key="round_promote", type="secondary" if concerns else "primary",
+                disabled=not confirmed, on_click=_promote, args=(version,))
     mid.button("Discard", key="round_discard", disabled=state == "discarded", on_click=_discard, args=(version,))
     if state == "discarded":
         st.caption(f"{md_literal(version)} is discarded; promoting it is still possible.")

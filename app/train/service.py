@@ -20,12 +20,13 @@ from mtl_core.store import (
     add_texts,
     get_job,
     job_metrics,
+    job_ordinal,
     list_jobs,
     mark_stale_jobs_failed,
     upsert_queue_items,
 )
 from mtl_core.store.db import Sessions
-from mtl_core.store.models import Job, utcnow
+from mtl_core.store.models import Job
 from mtl_core.tasks import TaskFileError
 from mtl_core.workspace import workspace_dir
 
@@ -85,6 +86,12 @@ def current_job(sessions: Sessions) -> Job | None:
     return jobs[0] if jobs else None
 
 
+def round_number(sessions: Sessions, job: Job) -> int:
+    """The round's own ordinal ("Round 1" is the first round, whatever other jobs took ids before it)."""
+    with sessions() as s:
+        return job_ordinal(s, job)
+
+
 def refresh(sessions: Sessions, job_id: int) -> Job | None:
     with sessions() as s:
         return get_job(s, job_id)
@@ -93,14 +100,6 @@ def refresh(sessions: Sessions, job_id: int) -> Job | None:
 def recent_jobs(sessions: Sessions, limit: int = 10) -> list[Job]:
     with sessions() as s:
         return list_jobs(s, kind=JOB_KIND, limit=limit)
-
-
-def eta_seconds(job: Job) -> float | None:
-    """Remaining seconds from the elapsed time and the step count (None until a step is done)."""
-    if not job.started_at or not job.step or not job.total:
-        return None
-    elapsed = (utcnow() - job.started_at).total_seconds()
-    return max(0.0, elapsed / job.step * (job.total - job.step))
 
 
 def curves(sessions: Sessions, job_id: int) -> pd.DataFrame:

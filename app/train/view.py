@@ -6,9 +6,9 @@ A running round is found again from the jobs table after a reload; progress refr
 from __future__ import annotations
 
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
+from app.components import curves
 from app.components.results import task_title
 from app.components.text import md_literal
 from app.shared import auth_view
@@ -36,7 +36,8 @@ def render_page() -> None:
         auth_view.denied_note("train")
     base = Registry(train_service.home()).active
     if base is None:
-        st.info("No trained model in this workspace yet: run `python -m mtl_core train --quick` first.")
+        st.info("No trained model in this workspace yet: the first one is training in the background (progress on "
+                "the Predict page).")
         return
     sessions = get_sessions()
     show_flash()
@@ -52,14 +53,15 @@ def render_page() -> None:
 
 
 def _last_round(job) -> None:
+    number = train_service.round_number(get_sessions(), job)
     if job.status == "done":
-        render_round_result(job)
+        render_round_result(job, number)
     elif job.status == "failed":
-        st.error(f"Round {job.id:d} failed: {md_literal(job.message or 'no message')}")
+        st.error(f"Round {number:d} failed: {md_literal(job.message or 'no message')}")
         with st.expander("Log", expanded=False, key="round_failed_log"):
             st.code(job.log or "(empty)", language="text")
     else:
-        st.info(f"Round {job.id:d} was {md_literal(job.status)}: {md_literal(job.message or '')}")
+        st.info(f"Round {number:d} was {md_literal(job.status)}: {md_literal(job.message or '')}")
 
 
 def _settings(base: str, sessions: Sessions) -> None:
@@ -74,6 +76,10 @@ def _settings(base: str, sessions: Sessions) -> None:
         st.dataframe(pd.DataFrame([{"task": task_title(t), "corrections": n} for t, n in sorted(counts.items())]),
                      hide_index=True, key="round_counts")
     d = RoundConfig()
+    # outside the form: a choice here reruns the page, so the form shows only this strategy's settings
+    strategy = st.radio("Strategy", STRATEGIES, index=STRATEGIES.index(d.strategy), horizontal=True,
+                        key="round_strategy", format_func=str.capitalize,
+                        captions=[STRATEGY_HELP[s] for s in STRATEGIES])
     with st.form("round_form"):
         tasks = st.multiselect("Learn from the corrections of", corrected, default=corrected,
                                key="round_tasks", format_func=lambda t: f"{task_title(t)} ({counts[t]})")
@@ -81,22 +87,23 @@ def _settings(base: str, sessions: Sessions) -> None:
                               format_func=lambda t: f"{task_title(t)} ({counts.get(t, 0)} labels)",
                               help="Give each a head in the shared model, trained on its labels and dataset "
                                    "(docs/FINETUNE.md)") if joinable else []
-        strategy = st.radio("Strategy", STRATEGIES, index=STRATEGIES.index(d.strategy), horizontal=True,
-                            key="round_strategy", format_func=str.capitalize,
-                            captions=[STRATEGY_HELP[s] for s in STRATEGIES])
         a, b = st.columns(2)
-        freeze = a.number_input("Frozen lower layers K (freeze)", 0, 24, d.freeze_layers, key="round_freeze_layers")
-        rank = b.selectbox("LoRA rank r (lora)", LORA_RANKS, index=LORA_RANKS.index(d.lora_r), key="round_lora_r")
         weighting = a.selectbox("Loss weighting", WEIGHTINGS, index=WEIGHTINGS.index(d.loss_weighting),
                                 key="round_loss_weighting")
         sampling = b.selectbox("Task sampling", SAMPLINGS, index=SAMPLINGS.index(d.sampling), key="round_sampling")
         steps = a.number_input("Steps", 10, 5000, d.steps, step=10, key="round_steps")
         replay = b.slider("Replay ratio (original examples per correction)", 0.0, 10.0, d.replay_ratio, 0.5,
                           key="round_replay")
-        lr = a.select_slider("Encoder learning rate (full / freeze)", LEARNING_RATES, value=d.encoder_lr,
-                             key="round_lr", format_func=lambda v: f"{v:.0e}")
-        lora_lr = b.select_slider("Adapter learning rate (lora)", LEARNING_RATES, value=d.lora_lr,
-                                  key="round_lora_lr", format_func=lambda v: f"{v:.0e}")
+        freeze, rank, lr, lora_lr = d.freeze_layers, d.lora_r, d.encoder_lr, d.lora_lr
+        if strategy == "lora":
+            rank = a.selectbox("LoRA rank r", LORA_RANKS, index=LORA_RANKS.index(d.lora_r), key="round_lora_r")
+            lora_lr = b.select_slider("Adapter learning rate", LEARNING_RATES, value=d.lora_lr,
+                                      key="round_lora_lr", format_func=lambda v: f"{v:.0e}")
+        else:
+            lr = a.select_slider("Encoder learning rate", LEARNING_RATES, value=d.encoder_lr,
+                                 key="round_lr", format_func=lambda v: f"{v:.0e}")
+        if strategy == "freeze":
+            freeze = b.number_input("Frozen lower layers K", 0, 24, d.freeze_layers, key="round_freeze_layers")
         distill = a.slider("Replay keeps the old model's answers (1) … gold labels (0)", 0.0, 1.0, d.distill, 0.1,
                            key="round_distill")
         memory = b.checkbox("Edit memory for corrections the new weights still get wrong", d.edit_memory,
@@ -122,14 +129,14 @@ def _settings(base: str, sessions: Sessions) -> None:
                           loss_weighting=weighting, sampling=sampling, steps=int(steps),
                           replay_ratio=float(replay), encoder_lr=float(lr), lora_lr=float(lora_lr),
                           distill=float(distill), edit_memory=bool(memory))
-        job_id = train_service.start_round(cfg, base, sessions, nproc=int(nproc))
+        train_service.start_round(cfg, base, sessions, nproc=int(nproc))
     except JobBusy:
         st.warning("A round is already running: wait for it to finish or cancel it first.")
         return
     except ValueError as exc:
         st.error(f"Invalid settings: {md_literal(exc)}")
         return
-    flash("info", f"Round {job_id} started from {base}.")
+    flash("info", f"A round started from {base}.")
     st.rerun()
 
 
@@ -140,23 +147,15 @@ def _cancel(job_id: int) -> None:
     train_service.cancel(job_id)
 
 
-def _fmt_seconds(s: float | None) -> str:
-    if s is None:
-        return "…"
-    return f"{int(s // 60)}m {int(s % 60):02d}s" if s >= 60 else f"{s:.0f}s"
-
-
 @st.fragment(run_every=2)
 def _progress_panel(job_id: int) -> None:
     job = train_service.refresh(get_sessions(), job_id)
     if job is None or job.status not in train_service.ACTIVE_STATUSES:
         st.rerun()  # finished: the full page shows the outcome
         return
-    st.subheader(f"Round {job.id:d} — {md_literal(job.status)}")
-    total = job.total or 0
-    st.progress(min(1.0, job.progress or 0.0),
-                text=md_literal(f"{job.message or 'starting…'} · step {job.step or 0}/{total} · "
-                                f"ETA {_fmt_seconds(train_service.eta_seconds(job))}"))
+    st.subheader(f"Round {train_service.round_number(get_sessions(), job):d} — {md_literal(job.status)}")
+    # the round's message says the phase, its step and the time left (rounds/pace.py)
+    st.progress(min(1.0, job.progress or 0.0), text=md_literal(job.message or "starting…"))
     st.button("Cancel round", key="round_cancel", on_click=_cancel, args=(job.id,),
               disabled=not auth_view.allowed("train"))
     points = train_service.curves(get_sessions(), job.id)
@@ -164,12 +163,8 @@ def _progress_panel(job_id: int) -> None:
     dev = points[points["name"] == "dev"]
     left, right = st.columns(2)
     if not loss.empty:
-        fig = px.line(loss, x="step", y="value", color="task", labels={"value": "training loss"})
-        fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), title="Training loss per task")
-        left.plotly_chart(fig, key="round_loss_chart")
+        left.plotly_chart(curves.loss_figure(loss), key="round_loss_chart")
     if not dev.empty:
-        fig = px.line(dev, x="step", y="value", color="task", markers=True, labels={"value": "dev metric"})
-        fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), title="Dev metric per task")
-        right.plotly_chart(fig, key="round_dev_chart")
+        right.plotly_chart(curves.dev_figure(dev), key="round_dev_chart")
     if loss.empty and dev.empty:
         st.caption("Curves appear after the first logged steps.")

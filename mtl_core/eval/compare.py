@@ -230,7 +230,7 @@ def compare_answers(specs: dict[str, TaskSpec], sets: dict[str, list], old: dict
         right_old = sum(is_right(spec.kind, g, o) for g, o in zip(gold, old[task]))
         right_new = sum(is_right(spec.kind, g, n) for g, n in zip(gold, new[task]))
         counts[task] = {"n": len(examples), "right_old": right_old, "right_new": right_new,
-                        "fixed": len(f), "broken": len(b)}
+                        "fixed": len(f), "broken": len(b), "nfr": len(b) / len(examples)}
     tasks = dict(sorted({**primary_deltas(old_m, new_m), **added}.items()))
     return {
         "split": split,
@@ -276,6 +276,10 @@ def store_answers(home, version: str, sets: dict[str, list], answers: dict) -> N
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(answers), encoding="utf-8")
     tmp.replace(path)
+
+
+def answers_cached(home, version: str, sets: dict[str, list]) -> bool:
+    return _answers_path(home, version, sets).exists()
 
 
 def cached_answers(home, version: str, runner: ModelRunner, sets: dict[str, list]) -> dict:

@@ -44,6 +44,7 @@ BUILTIN_HANDLERS = {
     # params.nproc > 1: on several processes through torchrun (plain handlers otherwise): docs/SCALING.md
     "score_pool": "mtl_core.ops.distributed_jobs:score_pool_job",
     "train_round": "mtl_core.ops.distributed_jobs:train_round_job",
+    "train_default": "mtl_core.train.bootstrap:train_default_job",  # first run: a quick model, then the default
 }
 
 

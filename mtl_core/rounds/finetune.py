@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mtl_core.data import prepare_all
-from mtl_core.eval.compare import answers_for, cached_answers, compare_answers, store_answers
+from mtl_core.eval.compare import answers_cached, answers_for, cached_answers, compare_answers, store_answers
 from mtl_core.model.applicability_fit import fit_applicability, train_texts
 from mtl_core.model.checkpoint import load_checkpoint, save_checkpoint
 from mtl_core.model.edit_memory import attach_round_memory
@@ -30,6 +30,7 @@ from mtl_core.model.runner import ModelRunner
 from mtl_core.progress import Cancelled, JobRun, PrintReporter, Reporter
 from mtl_core.rounds.config import STRATEGIES, RoundConfig
 from mtl_core.rounds.join import applicability_texts, check_round_data, extend_task_file, with_test_sets
+from mtl_core.rounds.pace import SAVE_UNITS, TRAIN_UNITS, RoundPace
 from mtl_core.rounds.round_data import RoundData, build_round_data, load_corrections
 from mtl_core.rounds.warm_start import warm_start_heads
 from mtl_core.store.db import Sessions, open_store
@@ -90,13 +91,14 @@ def run_round(home: str | Path | None = None, base_version: str | None = None, c
               data_dir: str | None = None) -> RoundResult:
     """One fine-tuning round; registers the new version (inactive). `Cancelled` if the user cancels."""
     cfg = cfg or RoundConfig()
-    reporter = reporter or PrintReporter()
+    reporter = RoundPace(reporter or PrintReporter())  # one bar over every phase, with an ETA (pace.py)
     started = time.perf_counter()
     r = _load(home, base_version, cfg, sessions, reporter, data_dir)
     r.phases["load"] = round(time.perf_counter() - started, 3)
+    _plan(r, reporter)
     _timed("evaluate_old", r, lambda: _answer_old(r, reporter))
     _timed("train", r, lambda: _train(r, reporter))
-    _timed("edit_memory", r, lambda: _edit_memory(r))
+    _timed("edit_memory", r, lambda: _edit_memory(r, reporter))
     comparison = _timed("evaluate_new", r, lambda: _answer_new(r, reporter))
     version = _timed("save", r, lambda: _save(r, comparison, note, reporter))
     timings = {**r.phases, "total": round(time.perf_counter() - started, 3)}
@@ -106,6 +108,19 @@ def run_round(home: str | Path | None = None, base_version: str | None = None, c
                        n_corrections=len(r.data.correction_ids), counts=r.data.counts, skipped=r.data.skipped,
                        best_step=r.result.best_step, stopped=r.result.stopped, timings=timings,
                        comparison=comparison, joined=[t.name for t in r.joined])
+
+
+def _plan(r: _Round, pace: RoundPace) -> None:
+    """Each phase's work in forward units (pace.py), from the round's size: the ETA's basis."""
+    cfg, n_corr = r.cfg, sum(len(v) for v in r.data.corrections.values())
+    n_tasks = len(r.task_file.tasks)
+    old_sets = {t: exs for t, exs in r.test_sets.items() if t in r.runner.model.tasks}
+    cached = answers_cached(r.reg.home, r.base, old_sets)
+    pace.plan(evaluate_old=n_corr + (0 if cached else sum(map(len, old_sets.values()))),
+              train=cfg.steps * cfg.batch_size * TRAIN_UNITS + cfg.dev_size * n_tasks,
+              edit_memory=n_corr + (2 * cfg.memory_refs * n_tasks if cfg.edit_memory else 0),
+              evaluate_new=sum(map(len, r.test_sets.values())) + (n_corr if cfg.edit_memory else 0),
+              save=ROUND_FIT_TEXTS * n_tasks + SAVE_UNITS)
 
 
 def _timed(phase: str, r: _Round, fn):
@@ -124,7 +139,7 @@ def _load(home, base_version: str | None, cfg: RoundConfig, sessions: Sessions |
         raise ValueError("no model version to fine-tune: train a model first")
     reg.get(base)  # KeyError naming an unknown version
     reporter.check_cancelled()
-    reporter.progress(0, cfg.steps, f"loading {base} and the data")
+    reporter.progress(0, 1000, f"loading {base} and the data")
     model, tokenizer, base_tasks, meta = load_checkpoint(reg.path_of(base))
     task_file, joined = extend_task_file(reg.home, base_tasks, cfg.new_tasks)
     data_seed = int(meta["train_config"].get("data_seed", meta["train_config"].get("seed", 0)))
@@ -148,9 +163,9 @@ def _load(home, base_version: str | None, cfg: RoundConfig, sessions: Sessions |
                   applicability_texts(train_texts(prepared), data), joined=joined)
 
 
-def _answer_old(r: _Round, reporter: Reporter) -> None:
+def _answer_old(r: _Round, reporter: RoundPace) -> None:
     """The base's answers on the test splits (cached per version) and on the corrections."""
-    reporter.progress(0, r.cfg.steps, f"evaluating {r.base} on the test splits")
+    reporter.phase("evaluate_old", f"answering the corrections with {r.base}")
     # the base's tasks only: the cache key stays the one of rounds without new tasks
     old_sets = {t: exs for t, exs in r.test_sets.items() if t in r.runner.model.tasks}
     r.answers["old_test"] = cached_answers(r.reg.home, r.base, r.runner, old_sets)
@@ -158,8 +173,9 @@ def _answer_old(r: _Round, reporter: Reporter) -> None:
     r.runner.model.memory.clear()  # the base's edits: the round trains the network itself, and rebuilds them after
 
 
-def _train(r: _Round, reporter: Reporter) -> None:
+def _train(r: _Round, reporter: RoundPace) -> None:
     reporter.check_cancelled()
+    reporter.phase("train", "preparing the training data")
     model = r.runner.model
     add_heads(model, r.joined, seed=r.cfg.seed)  # after the old answers: the base has no head for them
     if r.joined:  # linear probe first (warm_start.py): a random head would distort the encoder and learn little
@@ -176,17 +192,18 @@ def _train(r: _Round, reporter: Reporter) -> None:
         model.encoder = model.encoder.merge_and_unload()
 
 
-def _edit_memory(r: _Round) -> None:
+def _edit_memory(r: _Round, reporter: RoundPace) -> None:
     """Corrections the new weights still get wrong go into the edit memory (`edit_memory.py`)."""
+    reporter.phase("edit_memory", "checking the corrections with the new weights")
     r.answers["weights_corr"] = answers_for(r.runner, r.data.corrections)
     if r.cfg.edit_memory:
         r.memory = attach_round_memory(r.runner, r.data.corrections, r.data.prepared, r.cfg.memory_radius,
                                        r.cfg.memory_refs)
 
 
-def _answer_new(r: _Round, reporter: Reporter) -> dict:
+def _answer_new(r: _Round, reporter: RoundPace) -> dict:
     """The new model's answers and the old-vs-new comparison (test splits, corrections)."""
-    reporter.progress(r.cfg.steps, r.cfg.steps, "evaluating the new model")
+    reporter.phase("evaluate_new", "evaluating the new model on the test splits")
     specs = r.runner.model.tasks
     a = r.answers
     a["new_test"] = answers_for(r.runner, r.test_sets)
@@ -204,10 +221,10 @@ def _answer_new(r: _Round, reporter: Reporter) -> dict:
     return comparison
 
 
-def _save(r: _Round, comparison: dict, note: str, reporter: Reporter) -> str:
+def _save(r: _Round, comparison: dict, note: str, reporter: RoundPace) -> str:
     """Register the new version (inactive) and cache its test answers; -> its id."""
     reporter.check_cancelled()
-    reporter.progress(r.cfg.steps, r.cfg.steps, "saving the new version")
+    reporter.phase("save", "refitting applicability and saving the new version")
     cfg, data = r.cfg, r.data
     assert r.result is not None
     summary = {task: round(row["new"], 4) for task, row in comparison["test"]["tasks"].items()}

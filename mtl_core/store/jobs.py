@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mtl_core.store.db import retry_locked
@@ -131,6 +131,12 @@ def list_jobs(
     if status is not None:
         query = query.where(Job.status == status)
     return list(session.scalars(query))
+
+
+def job_ordinal(session: Session, job: Job) -> int:
+    """1 for the first job of its kind, 2 for the second, ... (ids are shared by every kind of job)."""
+    query = select(func.count()).select_from(Job).where(Job.kind == job.kind, Job.id <= job.id)
+    return int(session.scalar(query) or 0)
 
 
 def pid_alive(pid: int) -> bool:

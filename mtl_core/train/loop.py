@@ -177,7 +177,9 @@ def train(model: MultiTaskModel, tokenizer: PreTrainedTokenizerBase, task_file: 
                 window[n].append(loss)
             timings["train"] += time.perf_counter() - ts
             bar.update(1)
-            if step % cfg.log_every == 0 or step == cfg.steps:
+            if step % cfg.log_every and step != cfg.steps:  # every step moves a UI bar
+                reporter.progress(step, cfg.steps, f"training: step {step}/{cfg.steps}")
+            else:
                 row = {"step": step, "loss": {n: float(np.mean(v)) for n, v in window.items()},
                        "weights": weighting.current(), "elapsed": time.perf_counter() - t0}
                 window.clear()

@@ -8,10 +8,17 @@ from app.train import service as train_service
 from mtl_core.model.registry import Registry
 from mtl_core.model.version_marks import discarded_versions
 from mtl_core.ops import worker
-from mtl_core.store import top_queue
+from mtl_core.store import create_job, top_queue
 from mtl_core.store.db import open_store
 from tests.helpers import ROOT
-from tests.helpers.rounds import add_corrections, add_round_version, finished_round, frame, running_round
+from tests.helpers.rounds import (
+    add_corrections,
+    add_round_version,
+    finished_round,
+    flipped_comparison,
+    frame,
+    running_round,
+)
 
 
 def _train_page() -> AppTest:
@@ -126,6 +133,42 @@ def test_drop_over_one_point_needs_confirmation(workspace):
     assert not at.button(key="round_promote").disabled
     at.button(key="round_promote").click().run()
     assert Registry(workspace).active == version
+
+
+def test_negative_flips_need_confirmation_even_without_a_metric_drop(workspace):
+    version = add_round_version(workspace)
+    finished_round(workspace, version, comparison=flipped_comparison())
+    at = _train_page()
+    deltas = frame(at, "NFR %")
+    assert deltas["delta (points)"][0] == 0 and deltas["NFR %"][0] == 50.0
+    assert deltas["test fixed / broken"][0] == "4 / 4"
+    (warning,) = at.warning
+    assert "negative flip rate above 1% on sentiment (50.0%)" in warning.value.replace("\\", "")
+    promote = at.button(key="round_promote")
+    assert promote.disabled and promote.proto.type == "secondary"  # not the obvious next step
+    at.checkbox(key=f"round_confirm_{version}").check().run()
+    at.button(key="round_promote").click().run()
+    assert Registry(workspace).active == version
+
+
+def test_rounds_are_numbered_among_rounds_only(workspace):
+    with open_store(workspace)[1]() as s:  # a pool-scoring job takes id 1
+        create_job(s, "score_pool", params={})
+    job_id = running_round(workspace)
+    at = _train_page()
+    assert job_id == 2 and "Round 1" in _texts(at) and "Round 2" not in _texts(at)
+
+
+def test_form_shows_only_the_chosen_strategys_settings(workspace):
+    add_corrections(workspace, 3)
+    at = _train_page()
+    keys = {w.key for w in at.number_input} | {w.key for w in at.selectbox} | {w.key for w in at.select_slider}
+    assert "round_lr" in keys and not {"round_freeze_layers", "round_lora_r", "round_lora_lr"} & keys
+    at.radio(key="round_strategy").set_value("freeze").run()
+    assert at.number_input(key="round_freeze_layers").value == 3 and at.select_slider(key="round_lr")
+    at.radio(key="round_strategy").set_value("lora").run()
+    keys = {w.key for w in at.number_input} | {w.key for w in at.select_slider}
+    assert "round_lora_lr" in keys and "round_lr" not in keys and "round_freeze_layers" not in keys
 
 
 def test_discard_keeps_the_version_inactive(workspace):

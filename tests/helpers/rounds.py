@@ -43,8 +43,18 @@ def comparison(drop: bool) -> dict:
     return {"test": test, "corrections": corr, "regressions": test["regressions"]}
 
 
+def flipped_comparison() -> dict:
+    """Same sentiment accuracy before and after, but half the examples the old model got right now wrong."""
+    specs = {t.name: t for t in load_task_file().tasks}
+    exs = [Example(f"review {i}", label="positive") for i in range(8)]
+    old, new = ["positive"] * 4 + ["negative"] * 4, ["negative"] * 4 + ["positive"] * 4
+    test = compare_answers({"sentiment": specs["sentiment"]}, {"sentiment": exs}, {"sentiment": old},
+                           {"sentiment": new}, "test")
+    return {"test": test, "corrections": {"counts": {}}, "regressions": test["regressions"]}
+
+
 def finished_round(home: Path, version: str, status: str = "done", drop: bool = False, **fields) -> int:
-    """A train_round job row that ended with `status` (done: result with a comparison)."""
+    """A train_round job row that ended with `status` (done: result with a comparison, `comparison` if given)."""
     _, sessions = open_store(home)
     with sessions() as s:
         job_id = create_job(s, "train_round", params={"base_version": "v0001"}).id
@@ -52,7 +62,7 @@ def finished_round(home: Path, version: str, status: str = "done", drop: bool = 
         result = {}
         if status == "done":
             result = {"version": version, "base_version": "v0001", "strategy": "lora", "n_corrections": 2,
-                      "timings": {"total": 42.0}, "comparison": comparison(drop)}
+                      "timings": {"total": 42.0}, "comparison": fields.get("comparison") or comparison(drop)}
         finish_job(s, job_id, status=status, result=result, message=fields.get("message", "finished"))
         if fields.get("log"):
             from mtl_core.store import append_job_log

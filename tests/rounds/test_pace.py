@@ -1,0 +1,75 @@
+"""RoundPace: one bar over a round's phases, an ETA from the measured pace, throttled writes."""
+
+from __future__ import annotations
+
+from mtl_core.progress import fmt_seconds
+from mtl_core.rounds.pace import RoundPace
+
+
+class Recorder:
+    def __init__(self):
+        self.calls = []
+
+    def progress(self, step, total=None, message=None):
+        self.calls.append((step, total, message))
+
+    def log(self, line):
+        pass
+
+    def metric(self, step, name, value, task=None):
+        pass
+
+    def check_cancelled(self):
+        pass
+
+
+class Clock:
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
+
+
+def test_permille_counts_every_phase_by_its_units():
+    inner, clock = Recorder(), Clock()
+    pace = RoundPace(inner, clock)
+    pace.plan(a=100, train=800, b=100)
+    pace.phase("a", "first")
+    assert inner.calls[-1][:2] == (0, 1000)
+    clock.t = 1.0
+    pace.phase("train", "training")
+    assert inner.calls[-1][0] == 100  # phase a's 100 units of 1000 are done
+    clock.t = 2.0
+    pace.progress(50, 100, "training: step 50/100")
+    assert inner.calls[-1][0] == 500  # 100 + half of 800
+
+
+def test_eta_is_units_left_at_the_measured_pace():
+    inner, clock = Recorder(), Clock()
+    pace = RoundPace(inner, clock)
+    pace.plan(train=1000, save=1000)
+    pace.phase("train", "training")
+    assert "left" not in inner.calls[-1][2]  # nothing done yet: no guess
+    clock.t = 10.0
+    pace.progress(25, 100, "training: step 25/100")  # 250 units in 10 s -> 1750 units left = 70 s
+    assert pace.eta_seconds(0.25) == 70.0
+    assert inner.calls[-1][2] == "training: step 25/100 · about 1m 10s left"
+
+
+def test_progress_writes_are_throttled_but_phase_changes_are_not():
+    inner, clock = Recorder(), Clock()
+    pace = RoundPace(inner, clock)
+    pace.plan(train=100, save=10)
+    pace.phase("train", "training")
+    for step in range(1, 11):  # ten steps within 0.1 s: one write at most
+        clock.t = step * 0.01
+        pace.progress(step, 100, f"training: step {step}/100")
+    assert len(inner.calls) == 1
+    pace.phase("save", "saving")
+    assert len(inner.calls) == 2 and inner.calls[-1][2].startswith("saving")
+
+
+def test_fmt_seconds():
+    assert fmt_seconds(0.2) == "1s" and fmt_seconds(59) == "59s" and fmt_seconds(61) == "1m 01s"
+    assert fmt_seconds(None) == "…"
