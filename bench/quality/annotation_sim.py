@@ -9,8 +9,9 @@ from a fresh scratch copy of the same base checkpoint (the real workspace is nev
      the review queue's own scoring ranks it (`review.queue.uncertainty` + `contradictions`, what `score_pool`
      queues for a pool without labels): an item's score is its highest candidate about its task (a doubt on
      it, or a broken rule that involves it); items the queue has nothing on score 0 and come last, in seeded
-     random order. The app queues only scores >= `review.jobs.DEFAULT_MIN_SCORE`; the table says how many
-     chosen items were below it.
+     random order. Tasks take turns (`choose_balanced`, as when the Review page is filtered task by task):
+     in one list, sentiment's doubts took every label of a round. The app queues only scores >=
+     `review.jobs.DEFAULT_MIN_SCORE`; the table says how many chosen items were below it.
    - "random": a seeded uniform draw from the pool items not chosen yet.
 2. the simulated annotator answers with the gold label, stored as the app stores a correction (text under
    the source `dataset:<task>`, an annotation event: class name, regression value, NER BIO tags as spans);
@@ -111,6 +112,21 @@ def choose_queue(scores: Mapping[int, float], k: int, rng: random.Random) -> lis
     rng.shuffle(order)
     position = {item: n for n, item in enumerate(order)}
     return sorted(scores, key=lambda i: (-scores[i], position[i]))[:k]
+
+
+def choose_balanced(scores: Mapping[int, float], task_of: Mapping[int, str], k: int, rng: random.Random) -> list[int]:
+    """The queue's order task by task, in turns (what a user gets filtering the Review page by task): one
+    task's high scores never take every label of a round. A task whose items run out leaves its turn."""
+    ranked = choose_queue(scores, len(scores), rng)
+    per_task: dict[str, list[int]] = {}
+    for i in ranked:
+        per_task.setdefault(task_of[i], []).append(i)
+    out, queues = [], [per_task[t] for t in sorted(per_task)]
+    while len(out) < k and any(queues):
+        for q in queues:
+            if q and len(out) < k:
+                out.append(q.pop(0))
+    return out
 
 
 def choose_random(todo: Sequence[int], k: int, rng: random.Random) -> list[int]:
@@ -253,7 +269,7 @@ def run_arm(template: Path, arm: str, seed: int, pool: Sequence[PoolItem], args,
             below = None
             if arm == "queue":
                 scores = queue_scores(predictor, pool, todo)
-                picked = choose_queue(scores, args.per_round, rng)
+                picked = choose_balanced(scores, {i: pool[i].task for i in scores}, args.per_round, rng)
                 below = sum(scores[i] < DEFAULT_MIN_SCORE for i in picked)
             else:
                 picked = choose_random(todo, args.per_round, rng)

@@ -135,10 +135,11 @@ def _disagreement(answer: TaskPrediction, other: Any, delta: float) -> tuple[flo
         if isinstance(other, ClassPrediction):
             shown = f"{other.label} ({other.score:.2f}) -> {answer.label} ({answer.score:.2f})"
             return (answer.score + other.score) / 2, shown
-        # Confident-learning spirit: how much more the model believes its label than the given one.
+        # Confident learning's self-confidence: the less the model believes the given label, the likelier it is
+        # wrong (ranked this way the queue matches cleanlab's precision: docs/RESULTS.md, "Label errors").
         p_given = answer.probs.get(str(given), 0.0)
         return (
-            answer.score - p_given,
+            1.0 - p_given,
             f"given {given} ({p_given:.2f}), model says {answer.label} ({answer.score:.2f})",
         )
     if isinstance(answer, RegressionPrediction):

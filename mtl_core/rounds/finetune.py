@@ -28,6 +28,7 @@ from mtl_core.model.new_heads import add_heads
 from mtl_core.model.registry import Registry
 from mtl_core.model.runner import ModelRunner
 from mtl_core.progress import Cancelled, JobRun, PrintReporter, Reporter
+from mtl_core.rounds.blend import blend_towards, snapshot
 from mtl_core.rounds.config import STRATEGIES, RoundConfig
 from mtl_core.rounds.join import applicability_texts, check_round_data, extend_task_file, with_test_sets
 from mtl_core.rounds.pace import SAVE_UNITS, TRAIN_UNITS, RoundPace
@@ -177,6 +178,7 @@ def _train(r: _Round, reporter: RoundPace) -> None:
     reporter.check_cancelled()
     reporter.phase("train", "preparing the training data")
     model = r.runner.model
+    base = snapshot(model) if r.cfg.weight_blend < 1 else {}  # before the joined heads: they are kept whole
     add_heads(model, r.joined, seed=r.cfg.seed)  # after the old answers: the base has no head for them
     if r.joined:  # linear probe first (warm_start.py): a random head would distort the encoder and learn little
         probes = warm_start_heads(r.runner, r.joined, {t.name: list(dict.fromkeys(r.data.prepared[t.name]["train"]))
@@ -190,6 +192,7 @@ def _train(r: _Round, reporter: RoundPace) -> None:
         raise Cancelled()
     if r.cfg.strategy == "lora":
         model.encoder = model.encoder.merge_and_unload()
+    blend_towards(model, base, r.cfg.weight_blend)
 
 
 def _edit_memory(r: _Round, reporter: RoundPace) -> None:

@@ -50,6 +50,14 @@ def test_choose_queue_takes_the_highest_scores_and_breaks_ties_by_seed():
     assert sorted(sim.choose_queue(scores, 99, random.Random(1))) == list(scores)  # more than there are: all
 
 
+def test_choose_balanced_takes_turns_over_tasks_in_queue_order():
+    scores = {0: 0.9, 1: 0.8, 2: 0.7, 3: 0.1, 4: 0.0, 5: 0.6}
+    task_of = {0: "a", 1: "a", 2: "a", 3: "b", 4: "b", 5: "c"}
+    assert sim.choose_balanced(scores, task_of, 3, random.Random(0)) == [0, 3, 5]  # each task's best first
+    assert sim.choose_balanced(scores, task_of, 5, random.Random(0)) == [0, 3, 5, 1, 4]  # c ran out: a, b go on
+    assert sorted(sim.choose_balanced(scores, task_of, 99, random.Random(0))) == list(range(6))
+
+
 def test_choose_random_draws_without_replacement_from_what_is_left():
     todo = [2, 5, 7, 11, 13]
     picked = sim.choose_random(todo, 3, random.Random(4))

@@ -36,16 +36,16 @@ def test_queue_ranks_confident_disagreements_first_and_unflagged_last(bench):
     labels = ["a", "b", "c"]
     probs = np.array([
         [0.90, 0.05, 0.05],  # 0: given a, agrees: not flagged
-        [0.10, 0.80, 0.10],  # 1: given a, model says b: 0.80 - 0.10 = 0.70
-        [0.40, 0.45, 0.15],  # 2: given a, model says b: 0.05
-        [0.05, 0.05, 0.90],  # 3: given b, model says c: 0.85
+        [0.10, 0.80, 0.10],  # 1: given a, model says b: 1 - 0.10 = 0.90
+        [0.40, 0.45, 0.15],  # 2: given a, model says b: 1 - 0.40 = 0.60
+        [0.05, 0.05, 0.90],  # 3: given b, model says c: 1 - 0.05 = 0.95
         [0.20, 0.60, 0.20],  # 4: given b, agrees: not flagged
     ])
     given = np.array([0, 0, 0, 1, 1])
     order, n_flagged, scores = bench.queue_ranking(probs, given, labels)
     assert order.tolist() == [3, 1, 2, 0, 4]
     assert n_flagged == 3
-    assert scores == pytest.approx([0.85, 0.70, 0.05])
+    assert scores == pytest.approx([0.95, 0.90, 0.60])
 
 
 def test_precision_and_recall_at_k(bench):

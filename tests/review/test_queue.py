@@ -106,7 +106,7 @@ def test_model_vs_label_confident_learning():
     found = {
         c.task: c for c in model_vs_label(p, 0, {"sentiment": "negative", "sentiment_score": -2.0, "ner": []})
     }
-    assert found["sentiment"].score == pytest.approx(0.8)
+    assert found["sentiment"].score == pytest.approx(0.9)  # 1 - p(given): self-confidence, as cleanlab ranks
     assert "given negative (0.10), model says positive (0.90)" in found["sentiment"].detail
     assert found["sentiment_score"].score == pytest.approx(1.0)
     assert found["ner"].score == pytest.approx(1.0)
