@@ -10,6 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from app.components import curves
 from app.components.html import esc
 from app.components.results import md_title, task_title
 from app.components.text import md_literal
@@ -136,7 +137,7 @@ def render_round_result(job, number: int) -> None:
         st.warning(md_literal("Check the broken examples before promoting: " + "; ".join(concerns) + "."),
                    icon=":material/warning:")
     tabs = st.tabs(["Per label", "Confusion difference", f"Fixed ({test.get('n_fixed', 0):,})",
-                    f"Broken ({test.get('n_broken', 0):,})", "Corrections"], key="round_tabs")
+                    f"Broken ({test.get('n_broken', 0):,})", "Corrections", "Training curves"], key="round_tabs")
     with tabs[0]:
         st.dataframe(pd.DataFrame(test.get("labels", [])), hide_index=True, key="round_labels")
     with tabs[1]:
@@ -154,7 +155,24 @@ def render_round_result(job, number: int) -> None:
     with tabs[4]:
         st.dataframe(_examples_frame(corr.get("fixed", []) + corr.get("broken", [])), hide_index=True,
                      key="round_corr_changes")
+    with tabs[5]:
+        _curves(job.id)
     _actions(version, base, concerns, test.get("broken", []) + corr.get("broken", []))
+
+
+def _curves(job_id: int) -> None:
+    """The round's training loss and dev curves, kept with its outcome (the job's metrics in the store)."""
+    from app.shared.store_service import get_sessions
+
+    points = train_service.curves(get_sessions(), job_id)
+    if points.empty:
+        st.caption("This round logged no curves.")
+        return
+    left, right = st.columns(2)
+    if curves.has_points(points, curves.LOSS):
+        left.plotly_chart(curves.loss_figure(points), key="round_done_loss_chart")
+    if curves.has_points(points, curves.DEV):
+        right.plotly_chart(curves.dev_figure(points), key="round_done_dev_chart")
 
 
 def _joined(joined: list[str], tested: dict) -> None:

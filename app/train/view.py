@@ -106,7 +106,11 @@ def _settings(base: str, sessions: Sessions) -> None:
             freeze = b.number_input("Frozen lower layers K", 0, 24, d.freeze_layers, key="round_freeze_layers")
         distill = a.slider("Replay keeps the old model's answers (1) … gold labels (0)", 0.0, 1.0, d.distill, 0.1,
                            key="round_distill")
-        memory = b.checkbox("Edit memory for corrections the new weights still get wrong", d.edit_memory,
+        blend = b.slider("Keep this share of the weight change", 0.1, 1.0, d.weight_blend, 0.05,
+                         key="round_weight_blend",
+                         help="Lower: fewer test examples broken, fewer corrections learnt by the weights (the "
+                              "edit memory answers the rest). See docs/FINETUNE.md")
+        memory = a.checkbox("Edit memory for corrections the new weights still get wrong", d.edit_memory,
                             key="round_edit_memory",
                             help="A remembered correction answers its own text and close paraphrases only; "
                                  "see docs/FINETUNE.md")
@@ -128,7 +132,7 @@ def _settings(base: str, sessions: Sessions) -> None:
                           freeze_layers=int(freeze), lora_r=int(rank), lora_alpha=2 * int(rank),
                           loss_weighting=weighting, sampling=sampling, steps=int(steps),
                           replay_ratio=float(replay), encoder_lr=float(lr), lora_lr=float(lora_lr),
-                          distill=float(distill), edit_memory=bool(memory))
+                          distill=float(distill), weight_blend=float(blend), edit_memory=bool(memory))
         train_service.start_round(cfg, base, sessions, nproc=int(nproc))
     except JobBusy:
         st.warning("A round is already running: wait for it to finish or cancel it first.")

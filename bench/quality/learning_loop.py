@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -50,7 +51,7 @@ from mtl_core.rounds.round_data import example_spans  # noqa: E402
 
 RESULTS = ROOT / "docs" / "RESULTS.md"
 HEADING = "## Learning loop"
-TARGET_FIXED, TARGET_DROP, TARGET_SECONDS, TARGET_WEIGHTS = 0.90, 1.0, 120.0, 0.70
+TARGET_FIXED, TARGET_DROP, TARGET_SECONDS, TARGET_WEIGHTS, TARGET_ETA = 0.90, 1.0, 120.0, 0.70, 0.30
 
 
 def _args() -> argparse.Namespace:
@@ -156,11 +157,32 @@ def overrides(pairs: list[str], steps: int | None) -> dict:
     return out
 
 
+class EtaRecorder(PrintReporter):
+    """Keeps every progress report with its time: what the Train page showed, to check its time left."""
+
+    def __init__(self):
+        super().__init__(verbose=False)
+        self.reports: list[tuple[float, int, str]] = []
+
+    def progress(self, step: int, total: int | None = None, message: str | None = None) -> None:
+        self.reports.append((time.perf_counter(), step, message or ""))
+
+    def eta_check(self, end: float, at_permille: int = 100) -> tuple[float, float] | None:
+        """(time left the page said, time it took) at the first report past `at_permille` of the work."""
+        for t, step, message in self.reports:
+            m = re.search(r"about (?:(\d+)m )?(\d+)s left", message)
+            if step >= at_permille and m:
+                return 60 * int(m.group(1) or 0) + int(m.group(2)), end - t
+        return None
+
+
 def one_round(home: Path, strategy: str, settings: dict) -> dict:
     cfg = replace(RoundConfig(strategy=strategy), **settings)
     t0 = time.perf_counter()
-    out = run_round(home, "v0001", cfg, reporter=PrintReporter(verbose=False))
+    recorder = EtaRecorder()
+    out = run_round(home, "v0001", cfg, reporter=recorder)
     wall = time.perf_counter() - t0
+    eta = recorder.eta_check(time.perf_counter())
     corr = out.comparison["corrections"]["counts"]
     n = sum(c["n"] for c in corr.values())
     wrong_before = sum(c["n"] - c["right_old"] for c in corr.values())
@@ -174,7 +196,8 @@ def one_round(home: Path, strategy: str, settings: dict) -> dict:
             "weights_only": sum(c["right_new"] for c in weights.values()),
             "memory_keys": memory_keys, "deltas": deltas, "wall": wall,
             "timings": out.timings, "config": asdict(cfg), "per_task_fixed": corr,
-            "test_fixed": test["n_fixed"], "test_broken": test["n_broken"], "nfr": flip_rates(test)}
+            "test_fixed": test["n_fixed"], "test_broken": test["n_broken"], "nfr": flip_rates(test), "eta": eta,
+            "first_report": recorder.reports[0][0] - t0 if recorder.reports else None}
 
 
 def toggle_punctuation(text: str) -> str:
@@ -219,8 +242,8 @@ def table(rows: list[dict], header: str) -> str:
     lines = [header, "",
              "| strategy | corrections right after | by the weights alone | edit memory keys | test fixed / broken | "
              "worst NFR | worst test change | " + " | ".join(f"{t} Δ (NFR)" for t in tasks)
-             + " | wall time | train | evaluate | targets |",
-             "|---|---|---|---|---|---|---|" + "---|" * len(tasks) + "---|---|---|---|"]
+             + " | wall time | train | evaluate | time left at 10 %: said / took | targets |",
+             "|---|---|---|---|---|---|---|" + "---|" * len(tasks) + "---|---|---|---|---|"]
     for r in rows:
         worst_task = min(r["deltas"], key=r["deltas"].get)
         worst = r["deltas"][worst_task]
@@ -228,7 +251,8 @@ def table(rows: list[dict], header: str) -> str:
         nfr_task = max(r["nfr"], key=r["nfr"].get)
         weights = r["weights_only"] / r["n"] if r["n"] else 0.0
         ok = (share >= TARGET_FIXED and worst >= -TARGET_DROP and r["wall"] <= TARGET_SECONDS
-              and weights >= TARGET_WEIGHTS and r["nfr"][nfr_task] <= MAX_NFR and r["test_broken"] <= r["test_fixed"])
+              and weights >= TARGET_WEIGHTS and r["nfr"][nfr_task] <= MAX_NFR and r["test_broken"] <= r["test_fixed"]
+              and r["eta"] is not None and abs(r["eta"][0] / r["eta"][1] - 1) <= TARGET_ETA)
         ev = r["timings"].get("evaluate_old", 0) + r["timings"].get("evaluate_new", 0)
         lines.append(
             f"| {r['strategy']} | {r['right_after']}/{r['n']} ({share:.0%}) | {r['weights_only']}/{r['n']} "
@@ -237,12 +261,14 @@ def table(rows: list[dict], header: str) -> str:
             f"{worst:+.2f} ({worst_task}) | "
             + " | ".join(f"{r['deltas'].get(t, 0):+.2f} ({r['nfr'].get(t, 0):.1%})" for t in tasks)
             + f" | {r['wall']:.0f} s | {r['timings'].get('train', 0):.0f} s | {ev:.0f} s | "
+            + (f"{r['eta'][0]:.0f} s / {r['eta'][1]:.0f} s ({r['eta'][0] / r['eta'][1] - 1:+.0%}) | " if r["eta"] else "— | ")
             + ("all met" if ok else "MISSED") + " |")
     fixed_by_task = rows[0]["per_task_fixed"] if rows else {}
     lines += ["", "Corrections per task: " + ", ".join(f"{t} {c['n']}" for t, c in fixed_by_task.items())
               + f". Targets: >= {TARGET_FIXED:.0%} of corrections right after the round and >= "
               f"{TARGET_WEIGHTS:.0%} by the weights alone, negative flip rate (NFR: test examples the base got right "
-              f"and the round's model gets wrong, per task) <= {MAX_NFR:.0%} on every task and broken <= fixed, no "
+              f"and the round's model gets wrong, per task) <= {MAX_NFR:.0%} on every task and broken <= fixed, the "
+              f"time left shown at 10 % of the round's work within {TARGET_ETA:.0%} of the time it then took, no "
               "task's primary "
               f"test metric down by more than {TARGET_DROP:g} point, <= {TARGET_SECONDS:.0f} s per round "
               "(load + evaluation of the corrections and the new model + training + save; the base version's "

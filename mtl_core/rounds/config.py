@@ -41,7 +41,7 @@ class RoundConfig:
     replay_all_tasks: bool = True  # replay tasks without corrections too (the encoder is shared)
     dev_size: int = 100  # dev examples per task for the evaluation during training
     eval_every: int | None = None  # steps between dev evaluations; None = once, at the end
-    log_every: int = 10  # steps between logged training losses
+    log_every: int = 5  # steps between logged training losses (the Train page draws a point per task each time)
     seed: int = 0
     device: str | None = None  # None = CUDA when present, else CPU
 

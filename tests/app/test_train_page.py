@@ -171,6 +171,21 @@ def test_form_shows_only_the_chosen_strategys_settings(workspace):
     assert "round_lora_lr" in keys and "round_lr" not in keys and "round_freeze_layers" not in keys
 
 
+def test_a_finished_round_keeps_its_curves(workspace):
+    from mtl_core.store import add_job_metric
+
+    version = add_round_version(workspace)
+    job_id = finished_round(workspace, version)
+    with open_store(workspace)[1]() as s:
+        add_job_metric(s, job_id, 5, "train_loss", 0.7, task="sentiment")  # one point: still drawn (markers)
+        add_job_metric(s, job_id, 10, "dev", 0.8, task="sentiment")
+    at = _train_page()
+    assert not at.exception
+    assert any(t.label == "Training curves" for t in at.tabs)
+    titles = [c.proto.spec for c in at.get("plotly_chart")]
+    assert any("Training loss per task" in t for t in titles) and any("Dev metric per task" in t for t in titles)
+
+
 def test_discard_keeps_the_version_inactive(workspace):
     version = add_round_version(workspace)
     finished_round(workspace, version)
