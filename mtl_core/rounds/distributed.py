@@ -13,6 +13,7 @@ from pathlib import Path
 from mtl_core.progress import JobRun, Reporter
 from mtl_core.rounds.config import RoundConfig
 from mtl_core.rounds.finetune import RoundResult, _load, _train, run_round, train_round_job
+from mtl_core.rounds.pace import RoundPace
 from mtl_core.store.db import Sessions
 from mtl_core.train.distributed import SilentReporter, is_main
 
@@ -32,7 +33,7 @@ def follow_round(home: str | Path | None, base_version: str | None, cfg: RoundCo
     silent = SilentReporter()
     r = _load(home, base_version, cfg, sessions, silent, data_dir)
     r.runner.model.memory.clear()  # rank 0 clears the base's edits before training too: the same network everywhere
-    _train(r, silent)
+    _train(r, RoundPace(silent))  # the phases rank 0 reports; here they go nowhere
 
 
 def train_round_ranked(ctx: JobRun) -> dict | None:

@@ -102,7 +102,7 @@ def test_cancel_reaches_every_rank(ws):
     wait_for_job(sessions, job_id, _training, timeout=240, poll=0.3)
     worker.request_cancel(job_id, home)
     job = wait_for_job(sessions, job_id, lambda j: j.status in ENDED, timeout=120, poll=0.3)
-    assert job.status == "cancelled" and 0 < job.step < 20000
+    assert job.status == "cancelled" and (job.step or 0) < job.total == 1000  # permille of the round (pace.py)
     assert [v.id for v in Registry(home).versions()] == ["v0001"]
     time.sleep(1)
     assert _rank_pids(job_id) == {}
