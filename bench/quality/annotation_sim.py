@@ -55,6 +55,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch  # noqa: E402
 
 from bench.quality.learning_loop import scratch_workspace, source_home  # noqa: E402
+from bench.results_doc import replace_section  # noqa: E402
 from mtl_core.data import prepare_all  # noqa: E402
 from mtl_core.data.examples import Example  # noqa: E402
 from mtl_core.eval.compare import (  # noqa: E402
@@ -415,20 +416,7 @@ def plot(rows: list[dict], base: dict[str, float], arms: Sequence[str], rounds: 
 
 
 def write_section(text: str) -> None:
-    """Replace (or add, after "## Learning loop") the "## Simulated annotation" section of docs/RESULTS.md."""
-    old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Results\n"
-    body = f"{HEADING}\n\n{text.strip()}\n"
-    if HEADING in old:
-        start = old.index(HEADING)
-        end = old.find("\n## ", start + len(HEADING))
-        new = old[:start] + body + ("\n" + old[end + 1:] if end >= 0 else "")
-    elif AFTER in old and (end := old.find("\n## ", old.index(AFTER) + len(AFTER))) >= 0:
-        new = old[:end + 1] + body + "\n" + old[end + 1:]
-    else:
-        new = old.rstrip("\n") + "\n\n" + body
-    tmp = RESULTS.with_suffix(".tmp")
-    tmp.write_text(new, encoding="utf-8")
-    tmp.replace(RESULTS)
+    replace_section(HEADING, text, after=AFTER)
 
 
 # ---------------------------------------------------------------- main

@@ -53,6 +53,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from bench.results_doc import replace_section  # noqa: E402
 from mtl_core.review.queue import model_vs_label, rank  # noqa: E402
 from mtl_core.types import ClassPrediction, Prediction  # noqa: E402
 
@@ -302,18 +303,7 @@ def conclusion(results: dict, args) -> str:
 
 
 def write_section(text: str) -> None:
-    """Replace (or append) this bench's section of docs/RESULTS.md; other sections stay."""
-    old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Results\n"
-    body = f"{HEADING}\n\n{text.strip()}\n"
-    if HEADING in old:
-        start = old.index(HEADING)
-        nxt = old.find("\n## ", start + len(HEADING))
-        new = old[:start] + body + ("\n" + old[nxt + 1:] if nxt >= 0 else "")
-    else:
-        new = old.rstrip("\n") + "\n\n" + body
-    tmp = RESULTS.with_suffix(".tmp")
-    tmp.write_text(new, encoding="utf-8")
-    tmp.replace(RESULTS)
+    replace_section(HEADING, text)
 
 
 def _args() -> argparse.Namespace:

@@ -39,6 +39,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
 
+from bench.results_doc import replace_section  # noqa: E402
 from mtl_core.data import prepare_all  # noqa: E402
 from mtl_core.eval.compare import is_right, predict_answers  # noqa: E402
 from mtl_core.eval.flips import MAX_NFR, flip_rates  # noqa: E402
@@ -284,19 +285,7 @@ def table(rows: list[dict], header: str) -> str:
 
 
 def write_section(text: str) -> None:
-    """Replace (or append) the "## Learning loop" section of docs/RESULTS.md; other sections stay."""
-    old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Results\n"
-    body = f"{HEADING}\n\n{text.strip()}\n"
-    if HEADING in old:
-        start = old.index(HEADING)
-        nxt = old.find("\n## ", start + len(HEADING))
-        new = old[:start] + body + ("\n" + old[nxt + 1:] if nxt >= 0 else "")
-    else:
-        new = old.rstrip("\n") + "\n\n" + body
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_suffix(".tmp")
-    tmp.write_text(new, encoding="utf-8")
-    tmp.replace(RESULTS)
+    replace_section(HEADING, text)
 
 
 def main() -> int:

@@ -9,11 +9,11 @@ panel stays up for as long as the test looks at it, however slow the machine."""
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 
 from tests.helpers import ROOT
+from tests.helpers.browser_wait import wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -37,17 +37,6 @@ def workspace(empty_workspace, monkeypatch, tmp_path):
     return empty_workspace
 
 
-def _wait(find, timeout: float = 120, what: str = "the expected page"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            found = find()
-        except Exception:  # the page re-rendered under us: look again
-            found = None
-        if found:
-            return found
-        time.sleep(0.3)
-    raise TimeoutError(f"{what}: not shown within {timeout:.0f} s")
 
 
 def _page_text(driver) -> str:
@@ -89,19 +78,19 @@ def test_first_model_trains_then_the_page_turns_into_predict(served_app, flow, w
     driver = served_app.driver
     assert Registry(workspace).active is None
     driver.get(served_app.url)
-    _wait(lambda: _training_panel_shown(driver), what="the first-run training panel")
+    wait_for(lambda: _training_panel_shown(driver), what="the first-run training panel")
     assert not driver.find_elements(By.CSS_SELECTOR, EXCEPTION)
     assert not driver.find_elements(By.CSS_SELECTOR, TEXT_AREA)  # no Predict UI without a model
 
     driver.refresh()  # the job is found again, not started a second time
-    _wait(lambda: _training_panel_shown(driver), what="the training panel after a reload")
+    wait_for(lambda: _training_panel_shown(driver), what="the training panel after a reload")
     assert not driver.find_elements(By.CSS_SELECTOR, EXCEPTION)
     jobs = _first_run_jobs(workspace)
     assert len(jobs) == 1 and jobs[0][1] == "running", jobs
 
     driver.execute_script("window.__mtlSamePage = true;")  # gone if the page is loaded again
     (tmp_path / "release_first_model").touch()  # the fake job registers and activates its model now
-    _wait(lambda: driver.find_elements(By.CSS_SELECTOR, TEXT_AREA), timeout=60,
+    wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, TEXT_AREA), timeout=60,
           what="the Predict UI once the quick model is active")
     assert driver.execute_script("return window.__mtlSamePage === true"), "the page was reloaded, not rerun"
     assert not driver.find_elements(By.CSS_SELECTOR, EXCEPTION)
@@ -115,5 +104,5 @@ def test_first_model_trains_then_the_page_turns_into_predict(served_app, flow, w
 
     reg = Registry(workspace)
     assert reg.active is not None and reg.get(reg.active).note == QUICK_NOTE
-    _wait(lambda: _first_run_jobs(workspace)[0][1] == "done", timeout=30, what="the job finishing")
+    wait_for(lambda: _first_run_jobs(workspace)[0][1] == "done", timeout=30, what="the job finishing")
     assert len(_first_run_jobs(workspace)) == 1

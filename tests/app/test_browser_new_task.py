@@ -7,6 +7,8 @@ import time
 
 import pytest
 
+from tests.helpers.browser_wait import wait_for
+
 pytestmark = pytest.mark.browser
 
 CSV = ("message,route\nserver down now,urgent\nnew mugs arrived,later\nsite returns 500,urgent\n"
@@ -14,16 +16,7 @@ CSV = ("message,route\nserver down now,urgent\nnew mugs arrived,later\nsite retu
 
 
 def _wait(find, timeout: float = 180):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            found = find()
-        except Exception:  # the page re-rendered under us: look again
-            found = None
-        if found:
-            return found
-        time.sleep(0.3)
-    raise TimeoutError("not shown in time")
+    return wait_for(find, timeout)
 
 
 def _by_text(driver, css: str, text: str):

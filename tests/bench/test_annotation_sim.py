@@ -7,6 +7,7 @@ import random
 import pytest
 
 from bench.quality import annotation_sim as sim
+from bench.results_doc import replace_section
 from mtl_core.data.examples import Example
 from mtl_core.tasks import ContradictionRule, TaskFile, TaskSpec
 from mtl_core.types import ClassPrediction, Prediction, RegressionPrediction
@@ -124,13 +125,12 @@ def test_plot_writes_a_png(tmp_path):
         assert img.format == "PNG" and img.width > 500
 
 
-def test_write_section_replaces_only_its_own_section(tmp_path, monkeypatch):
+def test_write_section_replaces_only_its_own_section(tmp_path):
     results = tmp_path / "RESULTS.md"
     results.write_text("# Results\n\n## Learning loop\n\nold loop\n\n## Applicability\n\nkept\n", encoding="utf-8")
-    monkeypatch.setattr(sim, "RESULTS", results)
-    sim.write_section("first")
+    replace_section(sim.HEADING, "first", after=sim.AFTER, path=results)
     assert results.read_text(encoding="utf-8") == (
         "# Results\n\n## Learning loop\n\nold loop\n\n## Simulated annotation\n\nfirst\n\n## Applicability\n\nkept\n")
-    sim.write_section("second")
+    replace_section(sim.HEADING, "second", after=sim.AFTER, path=results)
     text = results.read_text(encoding="utf-8")
     assert "second" in text and "first" not in text and text.count("## Applicability\n\nkept") == 1
