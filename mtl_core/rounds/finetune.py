@@ -31,7 +31,7 @@ from mtl_core.progress import Cancelled, JobRun, PrintReporter, Reporter
 from mtl_core.rounds.blend import blend_towards, snapshot
 from mtl_core.rounds.config import STRATEGIES, RoundConfig
 from mtl_core.rounds.join import applicability_texts, check_round_data, extend_task_file, with_test_sets
-from mtl_core.rounds.pace import SAVE_UNITS, TRAIN_UNITS, RoundPace
+from mtl_core.rounds.pace import SAVE_UNITS, STATE_UNITS, TRAIN_UNITS, RoundPace
 from mtl_core.rounds.round_data import RoundData, build_round_data, load_corrections
 from mtl_core.rounds.warm_start import warm_start_heads
 from mtl_core.store.db import Sessions, open_store
@@ -117,11 +117,13 @@ def _plan(r: _Round, pace: RoundPace) -> None:
     n_tasks = len(r.task_file.tasks)
     old_sets = {t: exs for t, exs in r.test_sets.items() if t in r.runner.model.tasks}
     cached = answers_cached(r.reg.home, r.base, old_sets)
+    n_train = sum(c.get("train", 0) for c in r.data.counts.values())
     pace.plan(evaluate_old=n_corr + (0 if cached else sum(map(len, old_sets.values()))),
+              prepare=n_train * (2.0 if cfg.distill > 0 else 0.5),  # tokenising, the old model's replay targets
               train=cfg.steps * cfg.batch_size * TRAIN_UNITS + cfg.dev_size * n_tasks,
-              edit_memory=n_corr + (2 * cfg.memory_refs * n_tasks if cfg.edit_memory else 0),
+              edit_memory=STATE_UNITS * (n_corr + (2 * cfg.memory_refs * n_tasks if cfg.edit_memory else 0)),
               evaluate_new=sum(map(len, r.test_sets.values())) + (n_corr if cfg.edit_memory else 0),
-              save=ROUND_FIT_TEXTS * n_tasks + SAVE_UNITS)
+              save=STATE_UNITS * ROUND_FIT_TEXTS * n_tasks + SAVE_UNITS)
 
 
 def _timed(phase: str, r: _Round, fn):
@@ -176,7 +178,7 @@ def _answer_old(r: _Round, reporter: RoundPace) -> None:
 
 def _train(r: _Round, reporter: RoundPace) -> None:
     reporter.check_cancelled()
-    reporter.phase("train", "preparing the training data")
+    reporter.phase("prepare", "preparing the training data")  # the loop's first step starts "train" (pace.py)
     model = r.runner.model
     base = snapshot(model) if r.cfg.weight_blend < 1 else {}  # before the joined heads: they are kept whole
     add_heads(model, r.joined, seed=r.cfg.seed)  # after the old answers: the base has no head for them

@@ -73,3 +73,14 @@ def test_progress_writes_are_throttled_but_phase_changes_are_not():
 def test_fmt_seconds():
     assert fmt_seconds(0.2) == "1s" and fmt_seconds(59) == "59s" and fmt_seconds(61) == "1m 01s"
     assert fmt_seconds(None) == "…"
+
+
+def test_the_first_training_step_ends_the_preparation():
+    inner, clock = Recorder(), Clock()
+    pace = RoundPace(inner, clock)
+    pace.plan(prepare=100, train=800, save=100)
+    pace.phase("prepare", "preparing the training data")
+    clock.t = 5.0
+    pace.progress(1, 100, "training: step 1/100")  # 100 + 8 units done in 5 s
+    assert pace.current == "train" and inner.calls[-1][0] == 108
+    assert inner.calls[-1][2].startswith("training: step 1/100 · about ")
