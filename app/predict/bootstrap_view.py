@@ -11,7 +11,6 @@ from app.components.text import md_literal
 from app.shared import auth_view
 from app.shared import bootstrap_service as boot
 from app.shared.store_service import get_sessions
-from mtl_core.progress import fmt_seconds
 
 TRAIN_HELP = """No trained model in this workspace yet, and automatic training is off (`MTL_STUDIO_AUTO_TRAIN=0`).
 Start it here, or from a shell:
@@ -76,9 +75,9 @@ def _training_panel(job_id: int) -> None:
         return
     st.subheader("Training the first model")
     st.caption(ABOUT)
+    # the job's message says the phase, its step and the time left (mtl_core/train/bootstrap.py: Pace)
     st.progress(min(1.0, job.progress or 0.0),
-                text=md_literal(f"{job.message or 'starting…'} · {100 * (job.progress or 0.0):.0f} % · "
-                                f"ETA {fmt_seconds(boot.eta_seconds(job))}"))
+                text=md_literal(f"{job.message or 'starting…'} · {100 * (job.progress or 0.0):.0f} % done"))
     st.button("Cancel training", key="bootstrap_cancel", on_click=_cancel, args=(job.id,),
               disabled=not auth_view.allowed("train"))
     points = boot.curves(sessions, job.id)
@@ -110,5 +109,5 @@ def _sidebar_line(job_id: int) -> None:
     if job is None or job.status not in boot.ACTIVE_STATUSES:
         st.rerun()  # finished: the default model may be the active one now
         return
-    st.caption(f"default model training: {100 * (job.progress or 0.0):.0f} % · "
-               f"ETA {md_literal(fmt_seconds(boot.eta_seconds(job)))}")
+    left = boot.time_left(job)
+    st.caption(md_literal(f"default model training: {100 * (job.progress or 0.0):.0f} %" + (f" · {left}" if left else "")))

@@ -18,7 +18,7 @@ from mtl_core.model.registry import Registry
 from mtl_core.ops import worker
 from mtl_core.store import get_job, job_metrics, list_jobs, mark_stale_jobs_failed
 from mtl_core.store.db import Sessions
-from mtl_core.store.models import Job, utcnow
+from mtl_core.store.models import Job
 from mtl_core.train.bootstrap import JOB_KIND, PHASE_METRIC
 from mtl_core.workspace import workspace_dir
 
@@ -102,12 +102,9 @@ def cancel(job_id: int) -> None:
     worker.request_cancel(job_id, home())
 
 
-def eta_seconds(job: Job) -> float | None:
-    """Remaining seconds from the elapsed time and the share of the job's (phase-weighted) bar that is done."""
-    if not job.started_at or not job.step or not job.total:
-        return None
-    elapsed = (utcnow() - job.started_at).total_seconds()
-    return max(0.0, elapsed / job.step * (job.total - job.step))
+def time_left(job: Job) -> str | None:
+    """The "about 12m 05s left" part of the job's progress message (the job measures its own pace), if any."""
+    return next((part for part in (job.message or "").split(" · ") if part.endswith(" left")), None)
 
 
 def curves(sessions: Sessions, job_id: int) -> pd.DataFrame:

@@ -12,6 +12,7 @@ fields of both phases), `quick` and `default` (TrainConfig fields of one phase, 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 
 from mtl_core.eval.metrics import evaluate
@@ -20,7 +21,7 @@ from mtl_core.model.device import pick_device
 from mtl_core.model.modeling import ModelConfig
 from mtl_core.model.registry import Registry, VersionInfo
 from mtl_core.model.runner import ModelRunner
-from mtl_core.progress import Cancelled, JobRun
+from mtl_core.progress import Cancelled, JobRun, fmt_seconds
 from mtl_core.tasks import DEFAULT_TASK_FILE
 from mtl_core.train.loop import TrainConfig
 from mtl_core.train.pipeline import QUICK, prepare, train_new_version
@@ -55,17 +56,37 @@ class Phase:
         return self.config.steps * self.config.batch_size + TAIL_UNITS
 
 
+class Pace:
+    """Seconds per unit of the bar, measured from the first training step on: reading and tokenising the data
+    before it has no units, and counted in, made the first estimates three times too long."""
+
+    def __init__(self, clock=time.perf_counter):
+        self.clock, self.first = clock, None
+
+    def time_left(self, done: int, total: int) -> float | None:
+        now = self.clock()
+        if self.first is None:
+            self.first = (now, done)
+            return None
+        t0, d0 = self.first
+        if done <= d0 or now - t0 < 5:  # a few seconds of steps before a figure worth showing
+            return None
+        return (now - t0) / (done - d0) * max(0, total - done)
+
+
 class _PhaseReporter:
     """The job's Reporter as one phase's training sees it: its steps mapped onto the whole job's bar and curves."""
 
-    def __init__(self, ctx: JobRun, phase: Phase, total_units: int):
-        self.ctx, self.phase, self.total = ctx, phase, total_units
+    def __init__(self, ctx: JobRun, phase: Phase, total_units: int, pace: Pace):
+        self.ctx, self.phase, self.total, self.pace = ctx, phase, total_units, pace
 
     def progress(self, step: int, total: int | None = None, message: str | None = None) -> None:
         steps = self.phase.config.steps
         done = self.phase.first_unit + min(step, steps) * self.phase.config.batch_size
         tail = " (evaluating and saving)" if step >= steps else ""
-        self.ctx.progress(done, self.total, f"{self.phase.name}: step {step}/{steps}{tail}")
+        left = self.pace.time_left(done, self.total)
+        said = f" · about {fmt_seconds(left)} left" if left is not None else " · estimating the time left"
+        self.ctx.progress(done, self.total, f"{self.phase.name}: step {step}/{steps}{tail}{said}")
 
     def log(self, line: str) -> None:
         self.ctx.log(f"{self.phase.name}: {line}")
@@ -105,12 +126,13 @@ def train_default_job(ctx: JobRun) -> dict:
     default = Phase("default model", default_cfg, DEFAULT_NOTE, quick.units, quick_cfg.steps)
     total = quick.units + default.units + COMPARE_UNITS
 
-    quick_v = _train(ctx, quick, total, task_file, model_config, done_at=quick.units)
+    pace = Pace()
+    quick_v = _train(ctx, quick, total, task_file, model_config, pace, done_at=quick.units)
     if reg.active == quick_v.id:  # registering activates it when nothing is active; never over another choice
         ctx.log(f"{quick_v.id} ({QUICK_NOTE}) is active; training the default model next")
     ctx.check_cancelled()  # between the phases: Cancelled ends the job here, the quick model stays
     ctx.metric(default.step_offset, PHASE_METRIC, 2.0)
-    default_v = _train(ctx, default, total, task_file, model_config, done_at=total - COMPARE_UNITS)
+    default_v = _train(ctx, default, total, task_file, model_config, pace, done_at=total - COMPARE_UNITS)
     ctx.progress(total - COMPARE_UNITS, total, "comparing the two models on dev")
     _, prepared = prepare(task_file, ctx.home, seed=default_cfg.seed)
     cap = default_cfg.max_dev
@@ -122,12 +144,12 @@ def train_default_job(ctx: JobRun) -> dict:
             "active": reg.active, "decision": decision}
 
 
-def _train(ctx: JobRun, phase: Phase, total: int, task_file: str, model_config: ModelConfig,
+def _train(ctx: JobRun, phase: Phase, total: int, task_file: str, model_config: ModelConfig, pace: Pace,
            done_at: int) -> VersionInfo:
     ctx.progress(phase.first_unit, total, f"{phase.name}: preparing data")
     try:
         info, report = train_new_version(task_file, model_config, phase.config, home=ctx.home, note=phase.note,
-                                         activate=False, reporter=_PhaseReporter(ctx, phase, total), progress=False)
+                                         activate=False, reporter=_PhaseReporter(ctx, phase, total, pace), progress=False)
     except _Stopped:
         ctx.log(f"{phase.name}: cancelled, nothing registered")
         raise Cancelled() from None

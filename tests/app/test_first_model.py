@@ -50,7 +50,7 @@ def auto_on(monkeypatch):
     monkeypatch.setenv(boot.AUTO_ENV, "1")
 
 
-def _job(sessions, status: str = "running", message: str = "quick model: step 120/300") -> int:
+def _job(sessions, status: str = "running", message: str = "quick model: step 120/300 · about 3m 20s left") -> int:
     with sessions() as s:
         job_id = create_job(s, JOB_KIND, {}).id
         start_job(s, job_id)
@@ -137,7 +137,7 @@ def test_no_model_and_a_running_job_shows_progress_and_curves(store, monkeypatch
     at = _app()
     assert not at.exception
     text = at.get("progress")[0].proto.text.replace("\\", "")  # md_literal escapes Markdown
-    assert "quick model: step 120/300" in text and "10 %" in text and "ETA" in text
+    assert "quick model: step 120/300 · about 3m 20s left · 10 % done" in text
     charts = [c.proto.spec for c in at.get("plotly_chart")]
     assert len(charts) == 2 and all('"mode":"lines+markers"' in c.replace(" ", "") for c in charts)
     assert "default model" in charts[0]  # where the second phase starts, marked on the curves
@@ -177,13 +177,14 @@ def test_auto_start_off_offers_a_start_button(store, launches):
 
 
 def test_the_quick_model_takes_over_and_the_sidebar_follows_the_default_one(store, empty_workspace, tiny_checkpoint):
-    _job(store, message="default model: step 400/2000")
+    _job(store, message="default model: step 400/2000 · about 3m 20s left")
     at = _app()
     assert at.get("progress") and not at.text_area
     register_copy(empty_workspace, tiny_checkpoint, note=QUICK_NOTE)  # the job activated its quick model
     at.run()
     assert not at.exception and at.text_area(key="predict_text")
-    assert any(c.value.startswith("default model training: 10 %") for c in at.sidebar.caption)
+    assert any(c.value.replace("\\", "") == "default model training: 10 % · about 3m 20s left"
+               for c in at.sidebar.caption)
 
 
 # --- the other pages -----------------------------------------------------------------------------------------

@@ -71,7 +71,8 @@ def test_quick_model_first_then_the_default_one_when_it_wins(tmp_path, params, m
     quick_end = next(s for s, _, m in job.progresses if m.startswith("quick model: v0001 registered"))
     assert quick_end == QUICK_STEPS * 4 + bootstrap.TAIL_UNITS
     messages = [m for _, _, m in job.progresses]
-    assert f"quick model: step 2/{QUICK_STEPS}" in messages and f"default model: step 2/{DEFAULT_STEPS}" in messages
+    assert any(m.startswith(f"quick model: step 2/{QUICK_STEPS} · ") for m in messages)
+    assert any(m.startswith(f"default model: step 2/{DEFAULT_STEPS} · ") for m in messages)
     # the curves: phase 2's steps continue phase 1's, with a marker where it starts
     quick_steps = {s for s, n, _, _ in job.metrics if n == "train_loss" and s <= QUICK_STEPS}
     default_steps = {s for s, n, _, _ in job.metrics if n == "train_loss" and s > QUICK_STEPS}
@@ -161,3 +162,15 @@ def test_the_worker_runs_it_as_a_builtin_job(tmp_path, params, monkeypatch):
     assert job.status == "done", job.log
     assert job.progress == 1.0 and job.result["active"] == Registry(tmp_path).active
     assert [v.note for v in Registry(tmp_path).versions()] == [bootstrap.QUICK_NOTE, bootstrap.DEFAULT_NOTE]
+
+
+def test_pace_counts_from_the_first_step_not_the_data_preparation():
+    from mtl_core.train.bootstrap import Pace
+
+    now = [100.0]  # 100 s of reading and tokenising before the first step: not in the estimate
+    pace = Pace(clock=lambda: now[0])
+    assert pace.time_left(16, 1000) is None  # the first step: no pace yet
+    now[0] = 102.0
+    assert pace.time_left(48, 1000) is None  # under 5 s of steps: too early to say
+    now[0] = 110.0
+    assert pace.time_left(176, 1000) == 10.0 / 160 * 824
