@@ -22,6 +22,7 @@ TRAIN_UNITS = 6.0
 # (measured: 1,600 planned units took 12.5 s against 20 s for 6,500 test answers).
 STATE_UNITS = 2.0
 SAVE_UNITS = 400.0  # saving the checkpoint + registering: a few seconds whatever the size of the round
+EARLY_PHASES = ("evaluate_old", "prepare")  # no time left shown yet: their pace says little about training's
 MIN_INTERVAL_S = 0.5  # at most two store writes a second (a step can take 50 ms on a GPU)
 
 
@@ -53,9 +54,10 @@ class RoundPace:
         return sum(self.units[n] for n in names[:i]) + min(1.0, max(0.0, fraction)) * self.units[self.current]
 
     def eta_seconds(self, fraction: float) -> float | None:
-        """Seconds left: units left × seconds per unit so far (None before any unit is done)."""
+        """Seconds left: units left × seconds per unit so far (None before training: the pace of answering a few
+        corrections and of preparing the data said 3 minutes where 90 seconds were left)."""
         done, total = self.done_units(fraction), sum(self.units.values())
-        if self.started is None or done <= 0:
+        if self.started is None or done <= 0 or self.current in EARLY_PHASES:
             return None
         return (self.clock() - self.started) / done * max(0.0, total - done)
 
@@ -67,7 +69,8 @@ class RoundPace:
         total = sum(self.units.values())
         permille = int(1000 * self.done_units(fraction) / total) if total else 0
         eta = self.eta_seconds(fraction)
-        self.inner.progress(permille, 1000, message + (f" · about {fmt_seconds(eta)} left" if eta is not None else ""))
+        said = f"about {fmt_seconds(eta)} left" if eta is not None else "estimating the time left"
+        self.inner.progress(permille, 1000, f"{message} · {said}")
 
     # Reporter protocol: the training loop reports its steps here. Its first step ends "prepare" (tokenising,
     # replay targets: no progress of their own) and starts "train".

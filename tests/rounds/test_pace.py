@@ -50,7 +50,7 @@ def test_eta_is_units_left_at_the_measured_pace():
     pace = RoundPace(inner, clock)
     pace.plan(train=1000, save=1000)
     pace.phase("train", "training")
-    assert "left" not in inner.calls[-1][2]  # nothing done yet: no guess
+    assert inner.calls[-1][2] == "training · estimating the time left"  # nothing done yet: no guess
     clock.t = 10.0
     pace.progress(25, 100, "training: step 25/100")  # 250 units in 10 s -> 1750 units left = 70 s
     assert pace.eta_seconds(0.25) == 70.0
@@ -84,3 +84,16 @@ def test_the_first_training_step_ends_the_preparation():
     pace.progress(1, 100, "training: step 1/100")  # 100 + 8 units done in 5 s
     assert pace.current == "train" and inner.calls[-1][0] == 108
     assert inner.calls[-1][2].startswith("training: step 1/100 · about ")
+
+
+def test_no_time_left_is_guessed_before_training():
+    inner, clock = Recorder(), Clock()
+    pace = RoundPace(inner, clock)
+    pace.plan(evaluate_old=100, prepare=100, train=800)
+    pace.phase("evaluate_old", "answering the corrections")
+    clock.t = 1.0
+    pace.phase("prepare", "preparing the training data")
+    assert pace.eta_seconds(0.0) is None and inner.calls[-1][2].endswith("estimating the time left")
+    clock.t = 5.0
+    pace.progress(1, 100, "training: step 1/100")
+    assert pace.eta_seconds(0.01) is not None
