@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-from mtl_core.progress import fmt_seconds
+from mtl_core.progress import PrintReporter, fmt_seconds
 from mtl_core.rounds.pace import RoundPace
 
 
-class Recorder:
+class Recorder(PrintReporter):
     def __init__(self):
+        super().__init__()
         self.calls = []
 
     def progress(self, step, total=None, message=None):
         self.calls.append((step, total, message))
-
-    def log(self, line):
-        pass
-
-    def metric(self, step, name, value, task=None):
-        pass
-
-    def check_cancelled(self):
-        pass
 
 
 class Clock:
