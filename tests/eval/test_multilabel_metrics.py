@@ -76,6 +76,6 @@ def test_compare_uses_exact_sets():
     m = answer_metrics(SPEC, gold, PRED)
     assert m["primary"] == pytest.approx(2 / 3) and m["n"] == 4
     comparison = compare_answers({"t": SPEC}, {"t": examples}, {"t": PRED}, {"t": GOLD}, "test")
-    assert comparison["counts"]["t"] == {"n": 4, "right_old": 1, "right_new": 4, "fixed": 3, "broken": 0}
+    assert comparison["counts"]["t"] == {"n": 4, "right_old": 1, "right_new": 4, "fixed": 3, "broken": 0, "nfr": 0.0}
     assert comparison["tasks"]["t"]["delta"] == pytest.approx(1 / 3)
     assert {row["label"] for row in label_deltas({"t": m}, {"t": answer_metrics(SPEC, gold, GOLD)})} == {"a", "b", "c"}
