@@ -92,15 +92,20 @@ def _training_panel(job_id: int) -> None:
 
 
 def render_sidebar_progress(where) -> None:
-    """In `where` (the sidebar's status box): "default model training: 40 % · ETA …" while the first-run job
-    still runs behind an active quick model; nothing otherwise."""
+    """In `where` (the sidebar's status box): "default model training: 40 % · about … left" while the first-run
+    job still runs behind an active quick model; nothing otherwise. Once a session has seen no such job it stops
+    asking the store: every Predict rerun passes here."""
+    if st.session_state.get("_bootstrap_over"):
+        return
     try:
         job = boot.running_job(get_sessions())
     except Exception:  # the store is optional for predicting: no line rather than a broken sidebar
         return
-    if job is not None:
-        with where:
-            _sidebar_line(job.id)
+    if job is None:
+        st.session_state["_bootstrap_over"] = True
+        return
+    with where:
+        _sidebar_line(job.id)
 
 
 @st.fragment(run_every=10)

@@ -13,6 +13,7 @@ import os
 from typing import Any
 
 from mtl_core.data.bio import tags_to_spans as bio_tags_to_spans
+from mtl_core.eval.flips import negative_flip_rate
 from mtl_core.eval.metrics import (
     PRIMARY,
     classification_metrics,
@@ -230,7 +231,8 @@ def compare_answers(specs: dict[str, TaskSpec], sets: dict[str, list], old: dict
         right_old = sum(is_right(spec.kind, g, o) for g, o in zip(gold, old[task]))
         right_new = sum(is_right(spec.kind, g, n) for g, n in zip(gold, new[task]))
         counts[task] = {"n": len(examples), "right_old": right_old, "right_new": right_new,
-                        "fixed": len(f), "broken": len(b), "nfr": len(b) / len(examples)}
+                        "fixed": len(f), "broken": len(b)}
+        counts[task]["nfr"] = negative_flip_rate(counts[task])
     tasks = dict(sorted({**primary_deltas(old_m, new_m), **added}.items()))
     return {
         "split": split,
