@@ -210,3 +210,11 @@ def test_markdown_rule_passes_literal_text(snippet):
 
 def test_markdown_rule_only_in_streamlit_files():
     assert file_problems("report.error(problem)") == []
+
+
+def test_streamlit_magic_is_off():
+    """No implicit rendering of bare expressions, and no concurrent ast.parse of scripts (see config.toml)."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["runner"]["magicEnabled"] is False
