@@ -5,23 +5,25 @@ from __future__ import annotations
 import random
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from mtl_core.model.device import pick_device
-from mtl_core.model.features import bucketed_batches, collate, featurize
+from mtl_core.model.features import bucketed_batches, featurize
 from mtl_core.model.modeling import MultiTaskModel
 from mtl_core.model.runner import ModelRunner
 from mtl_core.progress import Cancelled, PrintReporter, Reporter
 from mtl_core.tasks import TaskFile
-from mtl_core.train.distill import attach_teacher_targets, soft_loss, soft_targets
+from mtl_core.train.aggregators import AGGREGATORS, JointCombiner
+from mtl_core.train.distill import attach_teacher_targets
 from mtl_core.train.distributed import for_training, is_main
-from mtl_core.train.losses import head_crf, task_loss
+from mtl_core.train.step import BATCHINGS, collate_task, draw
+from mtl_core.train.step import step as optimizer_step
 from mtl_core.train.weighting import SAMPLINGS, WEIGHTINGS, LossWeighting, TaskSampler
 
 
@@ -36,10 +38,13 @@ class TrainConfig:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06
     grad_clip: float = 1.0
-    batching: str = "per_task"  # "per_task": one task per batch; "mixed": tasks mixed inside a batch
+    batching: str = "per_task"  # "per_task": one task per batch; "mixed": tasks mixed inside a batch;
+    # "all": every task in every step, batch_size / n_tasks rows each (needed by `aggregator`)
     sampling: str = "temperature"  # one of SAMPLINGS
     temperature: float = 3.0  # for sampling="temperature": p ∝ n^(1/T) × the task's sample_weight
     loss_weighting: str = "equal"  # one of WEIGHTINGS
+    aggregator: str = "none"  # one of AGGREGATORS: combine the tasks' gradients on the shared encoder
+    # (PCGrad, UPGrad, ...: train/aggregators.py); needs batching="all" and loss_weighting="equal"
     dwa_temperature: float = 2.0
     eval_every: int = 500  # steps between dev evaluations (the best one is kept)
     patience: int | None = None  # stop after this many evaluations without dev improvement
@@ -56,10 +61,15 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.sampling not in SAMPLINGS:
             raise ValueError(f"TrainConfig.sampling: {self.sampling!r} not in {SAMPLINGS}")
-        if self.batching not in ("per_task", "mixed"):
-            raise ValueError(f"TrainConfig.batching: {self.batching!r} not in ('per_task', 'mixed')")
+        if self.batching not in BATCHINGS:
+            raise ValueError(f"TrainConfig.batching: {self.batching!r} not in {BATCHINGS}")
         if self.loss_weighting not in WEIGHTINGS:
             raise ValueError(f"TrainConfig.loss_weighting: {self.loss_weighting!r} not in {WEIGHTINGS}")
+        if self.aggregator not in AGGREGATORS:
+            raise ValueError(f"TrainConfig.aggregator: {self.aggregator!r} not in {AGGREGATORS}")
+        if self.aggregator != "none" and (self.batching != "all" or self.loss_weighting != "equal"):
+            raise ValueError("TrainConfig.aggregator: needs batching='all' (every task in every step) "
+                             "and loss_weighting='equal' (the aggregator does the weighting)")
         for name in ("steps", "batch_size", "eval_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name}: must be >= 1")
@@ -117,11 +127,13 @@ class _BatchStream:
 
 
 def train(model: MultiTaskModel, tokenizer: PreTrainedTokenizerBase, task_file: TaskFile, prepared: dict,
-          cfg: TrainConfig, reporter: Reporter | None = None, progress: bool = True) -> TrainResult:
+          cfg: TrainConfig, reporter: Reporter | None = None, progress: bool = True,
+          on_step: Callable[[int], None] | None = None) -> TrainResult:
     """Train in place; the model ends with the weights of its best dev evaluation.
 
     `reporter` gets progress, training losses and dev metrics at every logged step; its `Cancelled`
-    stops training cleanly (`stopped="cancelled"`, best weights so far kept). `progress`: a tqdm bar."""
+    stops training cleanly (`stopped="cancelled"`, best weights so far kept). `progress`: a tqdm bar.
+    `on_step(step)`: called after every optimizer step (the lab's gradient probes)."""
     # imported here, not at module level: scipy/sklearn/seqeval (evaluation) and transformers' trainer
     # utilities cost seconds, and `python -m mtl_core predict` imports this module only for TrainConfig
     from transformers import get_linear_schedule_with_warmup
@@ -158,7 +170,10 @@ def train(model: MultiTaskModel, tokenizer: PreTrainedTokenizerBase, task_file: 
     weighting = LossWeighting(cfg.loss_weighting, specs, cfg.dwa_temperature).to(device)
     _freeze(model, cfg.freeze_embeddings, cfg.freeze_layers)
     dist = for_training(device, cfg.seed)  # several processes (torchrun): train/distributed.py; else None
+    if dist and cfg.aggregator != "none":
+        raise ValueError("TrainConfig.aggregator: runs in one process only (not under torchrun)")
     fwd, reporter = (dist.wrap(model), dist.reporter(reporter)) if dist else (model, reporter)
+    combiner = JointCombiner(cfg.aggregator, [t.name for t in specs]) if cfg.aggregator != "none" else None
     opt = _optimizer(model, weighting, cfg)
     sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup_ratio * cfg.steps), cfg.steps)
     kinds = {t.name: t.kind for t in specs}
@@ -170,18 +185,21 @@ def train(model: MultiTaskModel, tokenizer: PreTrainedTokenizerBase, task_file: 
     try:
         for step in range(1, cfg.steps + 1):
             ts = time.perf_counter()
-            groups = _draw(sampler, stream, cfg)
+            groups = draw(sampler, stream, cfg.batching, cfg.batch_size)
             groups = dist.shard(groups) if dist else groups  # every rank: its stride of the same batch
-            batches = {n: _collate(fs, kinds[n], pad_id, n_out[n]) for n, fs in groups.items()}
-            for n, loss in _step(fwd, weighting, opt, sched, batches, kinds, device, cfg.grad_clip, dist).items():
+            batches = {n: collate_task(fs, kinds[n], pad_id, n_out[n]) for n, fs in groups.items()}
+            for n, loss in optimizer_step(fwd, weighting, opt, sched, batches, kinds, device, cfg.grad_clip, dist,
+                                combiner).items():
                 window[n].append(loss)
             timings["train"] += time.perf_counter() - ts
+            if on_step is not None:
+                on_step(step)
             bar.update(1)
             if step % cfg.log_every and step != cfg.steps:  # every step moves a UI bar
                 reporter.progress(step, cfg.steps, f"training: step {step}/{cfg.steps}")
             else:
                 row = {"step": step, "loss": {n: float(np.mean(v)) for n, v in window.items()},
-                       "weights": weighting.current(), "elapsed": time.perf_counter() - t0}
+                       "weights": combiner.last_weights if combiner else weighting.current(), "elapsed": time.perf_counter() - t0}
                 window.clear()
                 history.append(row)
                 bar.set_postfix(loss=f"{np.mean(list(row['loss'].values())):.3f}")
@@ -216,69 +234,6 @@ def train(model: MultiTaskModel, tokenizer: PreTrainedTokenizerBase, task_file: 
         p.requires_grad_(True)
     timings["total"] = time.perf_counter() - t0
     return TrainResult(best_step=best["step"], dev=best["dev"], history=history, timings=timings, stopped=stopped)
-
-
-def _collate(features: list, kind: str, pad_id: int, n_out: int) -> dict[str, torch.Tensor]:
-    batch = collate(features, kind, pad_id)
-    soft = soft_targets(features, kind, n_out, batch["input_ids"].shape[1])
-    if soft is not None:
-        batch["soft"] = soft
-    return batch
-
-
-def _draw(sampler: TaskSampler, stream: _BatchStream, cfg: TrainConfig) -> dict[str, list]:
-    """Per-task: one task's batch. Mixed: tasks drawn per batch slice, then grouped by task."""
-    if cfg.batching == "per_task":
-        name = sampler.next()
-        return {name: stream.next(name)}
-    slices = defaultdict(int)
-    for _ in range(4):  # 4 slices of batch_size/4 keep per-task length bucketing useful
-        slices[sampler.next()] += 1
-    return {n: stream.next(n)[: max(1, cfg.batch_size * k // 4)] for n, k in slices.items()}
-
-
-def _step(model, weighting, opt, sched, batches: dict, kinds: dict, device, clip, dist=None) -> dict[str, float]:
-    """One optimizer step; with several tasks, the shared encoder runs once over the concatenated rows.
-    `dist` (several processes): each loss is this rank's part of the global one; the values returned are global."""
-    names = list(batches)
-    width = max(b["input_ids"].shape[1] for b in batches.values())
-    ids, mask, shapes = (torch.cat([nn.functional.pad(_get(batches[n], key), (0, width - batches[n]["input_ids"].shape[1]))
-                                    for n in names]) for key in ("input_ids", "attention_mask", "shape_ids"))
-    with _amp(device):
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), tasks=names,
-                       shape_ids=shapes.to(device)).logits
-    losses, row = {}, 0
-    for n in names:
-        labels = batches[n]["labels"].to(device)
-        rows = slice(row, row + labels.shape[0])
-        row += labels.shape[0]
-        out = logits[n][rows]
-        if kinds[n] == "token_classification":
-            out = out[:, : labels.shape[1]]
-        soft = batches[n].get("soft")
-        losses[n] = soft_loss(kinds[n], out, soft.to(device), labels) if soft is not None else \
-            task_loss(kinds[n], out, labels, head_crf(model, n))
-    losses, observed = dist.combine(losses) if dist else (losses, {})
-    total = sum(weighting(n, raw, observed.get(n)) for n, raw in losses.items())
-    opt.zero_grad(set_to_none=True)
-    total.backward()
-    if dist is not None:
-        dist.sync_grads(weighting)  # parameters outside DDP: the learnt loss weights
-    if clip:
-        torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], clip)
-    opt.step()
-    sched.step()
-    return observed or {n: float(raw.detach()) for n, raw in losses.items()}
-
-
-def _get(batch: dict, key: str) -> torch.Tensor:
-    return batch[key] if key in batch else torch.zeros_like(batch["input_ids"])  # sentence tasks: no shape ids
-
-
-def _amp(device: torch.device):
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast("cpu", enabled=False)
 
 
 def _report_train(reporter: Reporter, row: dict, total: int) -> None:

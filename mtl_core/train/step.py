@@ -1,0 +1,115 @@
+"""One optimizer step of the training loop: draw the step's batches, run the shared encoder once over them,
+combine the task losses (a loss weighting, or a Jacobian aggregator: aggregators.py), update."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import torch
+from torch import nn
+
+from mtl_core.model.features import collate
+from mtl_core.train.aggregators import JointCombiner
+from mtl_core.train.distill import soft_loss, soft_targets
+from mtl_core.train.losses import head_crf, task_loss
+
+BATCHINGS = ("per_task", "mixed", "all")
+
+
+def collate_task(features: list, kind: str, pad_id: int, n_out: int) -> dict[str, torch.Tensor]:
+    batch = collate(features, kind, pad_id)
+    soft = soft_targets(features, kind, n_out, batch["input_ids"].shape[1])
+    if soft is not None:
+        batch["soft"] = soft
+    return batch
+
+
+def draw(sampler, stream, batching: str, batch_size: int) -> dict[str, list]:
+    """per_task: one task's batch. mixed: tasks drawn per batch slice, then grouped by task.
+    all: every task, batch_size / n_tasks rows each (what Jacobian aggregators need: all tasks every step)."""
+    if batching == "per_task":
+        name = sampler.next()
+        return {name: stream.next(name)}
+    if batching == "all":
+        share = max(1, batch_size // len(sampler.names))
+        return {n: stream.next(n)[:share] for n in sampler.names}
+    slices = defaultdict(int)
+    for _ in range(4):  # 4 slices of batch_size/4 keep per-task length bucketing useful
+        slices[sampler.next()] += 1
+    return {n: stream.next(n)[: max(1, batch_size * k // 4)] for n, k in slices.items()}
+
+
+def concat_inputs(batches: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every task's rows in one batch, padded to the widest: ids, mask, shape ids, each (B, T)."""
+    names = list(batches)
+    width = max(b["input_ids"].shape[1] for b in batches.values())
+    return tuple(torch.cat([nn.functional.pad(_get(batches[n], key), (0, width - batches[n]["input_ids"].shape[1]))
+                            for n in names]) for key in ("input_ids", "attention_mask", "shape_ids"))
+
+
+def task_losses(model, logits: dict, batches: dict, kinds: dict, device) -> dict[str, torch.Tensor]:
+    """Each task's loss on its own rows of the concatenated batch (rows in `batches` order)."""
+    losses, row = {}, 0
+    for n in batches:
+        labels = batches[n]["labels"].to(device)
+        rows = slice(row, row + labels.shape[0])
+        row += labels.shape[0]
+        out = logits[n][rows]
+        if kinds[n] == "token_classification":
+            out = out[:, : labels.shape[1]]
+        soft = batches[n].get("soft")
+        losses[n] = soft_loss(kinds[n], out, soft.to(device), labels) if soft is not None else \
+            task_loss(kinds[n], out, labels, head_crf(model, n))
+    return losses
+
+
+def step(model, weighting, opt, sched, batches: dict, kinds: dict, device, clip, dist=None,
+         combiner: JointCombiner | None = None) -> dict[str, float]:
+    """One optimizer step; with several tasks, the shared encoder runs once over the concatenated rows.
+    `dist` (several processes): each loss is this rank's part of the global one; the values returned are global.
+    `combiner`: the tasks' gradients on the shared encoder are aggregated (aggregators.py) instead of summed."""
+    ids, mask, shapes = (t.to(device) for t in concat_inputs(batches))
+    names, observed = list(batches), {}
+    with _amp(device):
+        if combiner is not None:
+            features = model.encoder(input_ids=ids, attention_mask=mask, return_dict=True).last_hidden_state  # (B, T, H)
+            logits = model._heads(names, features, mask, shapes)
+        else:
+            logits = model(input_ids=ids, attention_mask=mask, tasks=names, shape_ids=shapes).logits
+    losses = task_losses(model, logits, batches, kinds, device)
+    opt.zero_grad(set_to_none=True)
+    if combiner is not None:
+        combiner.backward(losses, features, *_param_split(model, names))
+    else:
+        losses, observed = dist.combine(losses) if dist else (losses, {})
+        total = sum(weighting(n, raw, observed.get(n)) for n, raw in losses.items())
+        total.backward()
+        if dist is not None:
+            dist.sync_grads(weighting)  # parameters outside DDP: the learnt loss weights
+    if clip:
+        torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], clip)
+    opt.step()
+    sched.step()
+    if combiner is not None and not combiner.needs_jacobian:  # FAMO: the same batch's losses after the step
+        with torch.no_grad(), _amp(device):
+            again = model(input_ids=ids, attention_mask=mask, tasks=names, shape_ids=shapes).logits
+            combiner.after_step(task_losses(model, again, batches, kinds, device))
+    return observed or {n: float(raw.detach()) for n, raw in losses.items()}
+
+
+def _param_split(model, names: list[str]) -> tuple[list, dict[str, list]]:
+    """(the shared encoder's trainable parameters, task -> its head's and private layers' trainable ones)."""
+    shared = [p for p in model.encoder.parameters() if p.requires_grad]
+    modules = {n: [model.heads[n]] + ([model.private[n]] if n in model.private else []) for n in names}
+    per_task = {n: [p for m in ms for p in m.parameters() if p.requires_grad] for n, ms in modules.items()}
+    return shared, per_task
+
+
+def _get(batch: dict, key: str) -> torch.Tensor:
+    return batch[key] if key in batch else torch.zeros_like(batch["input_ids"])  # sentence tasks: no shape ids
+
+
+def _amp(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
