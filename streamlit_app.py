@@ -11,6 +11,7 @@ PAGES = [
     st.Page("app_pages/predict.py", title="Predict", icon=":material/psychology:", default=True),
     st.Page("app_pages/review.py", title="Review", icon=":material/rate_review:"),
     st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("app_pages/lab.py", title="Lab", icon=":material/science:"),
     st.Page("app_pages/models.py", title="Models", icon=":material/inventory_2:"),
     st.Page("app_pages/data.py", title="Data", icon=":material/table_view:"),
 ]

@@ -18,7 +18,7 @@ from tests.helpers.source_tree import module_name, package_of, python_files, res
 
 SCANNED = ["mtl_core", "app", "app_pages", "streamlit_app.py"]
 MIGRATIONS = "mtl_core/store/migrations"  # Alembic's generated scripts: not part of the layering or size rules
-PAGE_PACKAGES = ["app.predict", "app.review", "app.train", "app.models", "app.data"]
+PAGE_PACKAGES = ["app.predict", "app.review", "app.train", "app.models", "app.data", "app.lab"]
 
 # Which layer a module is in: the longest dotted prefix listed here wins. The bare package names in EXACT only
 # match themselves (mtl_core/__init__.py is vocabulary, mtl_core.something_new is in no layer until listed).
@@ -26,7 +26,7 @@ LAYER_OF = {
     "mtl_core": "vocabulary", "mtl_core.types": "vocabulary", "mtl_core.tasks": "vocabulary",
     "mtl_core.progress": "vocabulary", "mtl_core.workspace": "vocabulary", "mtl_core.__main__": "__main__",
     **{f"mtl_core.{p}": p for p in
-       ["data", "model", "eval", "serve", "train", "rounds", "store", "review", "ops", "cli"]},
+       ["data", "model", "eval", "serve", "train", "lab", "rounds", "store", "review", "ops", "cli"]},
     "app": "app", "app.components": "app.components", "app.shared": "app.shared",
     **{p: p for p in PAGE_PACKAGES},
     "app_pages": "app_pages", "streamlit_app": "app_pages",
@@ -40,7 +40,7 @@ def _upto(*layers: str) -> set[str]:
     return {"vocabulary", *layers}
 
 
-CORE = _upto("data", "model", "eval", "serve", "train", "rounds", "store", "review", "ops")  # all but cli
+CORE = _upto("data", "model", "eval", "serve", "train", "lab", "rounds", "store", "review", "ops")  # all but cli
 UI = CORE | {"app", "app.components", "app.shared", "streamlit"}
 ALLOWED: dict[str, set[str]] = {
     "vocabulary": _upto(),
@@ -50,6 +50,7 @@ ALLOWED: dict[str, set[str]] = {
     "eval": _upto("data", "model", "eval"),
     "serve": _upto("data", "model", "serve"),  # eval and serve never import each other
     "train": _upto("data", "model", "eval", "serve", "train"),
+    "lab": _upto("data", "model", "eval", "serve", "train", "lab"),  # experiments over training configs
     "rounds": _upto("data", "model", "eval", "serve", "train", "rounds", "store"),
     "store": _upto("data", "store"),
     "review": _upto("data", "model", "eval", "serve", "store", "review"),

@@ -1,4 +1,4 @@
-"""`python -m mtl_core prepare-data | train | round | evaluate | predict | export | versions | activate`."""
+"""`python -m mtl_core prepare-data | train | round | lab | evaluate | predict | export | versions | activate`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from dataclasses import fields
 
 from mtl_core.cli.backup import BACKUP_COMMANDS
 from mtl_core.cli.backup import add_parsers as add_backup_parsers
+from mtl_core.cli.lab import add_parser as add_lab_parser
+from mtl_core.cli.lab import cmd_lab
 from mtl_core.cli.rounds import add_nproc, cmd_round, relaunch
 from mtl_core.cli.rounds import add_parser as add_round_parser
 from mtl_core.cli.tasks import add_parser as add_tasks_parser
@@ -75,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     add_users_parser(sub)
     add_round_parser(sub, _type_of)
     add_tasks_parser(sub)
+    add_lab_parser(sub)
     return p
 
 
@@ -104,6 +107,7 @@ def cmd_train(args) -> int:
     from mtl_core.progress import ProgressFile
     from mtl_core.train import distributed
     from mtl_core.train.pipeline import train_new_version
+    from mtl_core.train.recipe import with_recipe  # the Lab page's "Use as default recipe"
 
     if args.if_missing and Registry(args.home).active:
         print(f"model {Registry(args.home).active} already exists; skipping training")
@@ -114,8 +118,9 @@ def cmd_train(args) -> int:
     distributed.init_from_env()  # under torchrun: this process is one rank (docs/SCALING.md)
     reporter = ProgressFile(args.progress_file) if args.progress_file and distributed.is_main() else None
     try:
+        train_over, model_over = with_recipe(args.home, _pick(TrainConfig, args), _pick(ModelConfig, args))
         info, report = train_new_version(
-            args.task_file, ModelConfig(**_pick(ModelConfig, args)), TrainConfig(**_pick(TrainConfig, args)),
+            args.task_file, ModelConfig(**model_over), TrainConfig(**train_over),
             quick=args.quick, home=args.home, note=args.note, activate=not args.no_activate, reporter=reporter,
         )
     except Exception as exc:
@@ -224,7 +229,7 @@ def cmd_activate(args) -> int:
 
 COMMANDS = {"prepare-data": cmd_prepare, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
             "export": cmd_export, "versions": cmd_versions, "activate": cmd_activate, "users": cmd_users,
-            "round": cmd_round, "tasks": cmd_tasks}
+            "round": cmd_round, "tasks": cmd_tasks, "lab": cmd_lab}
 COMMANDS.update(BACKUP_COMMANDS)
 
 

@@ -16,6 +16,7 @@ from transformers.masking_utils import create_bidirectional_mask
 
 from mtl_core.model.crf import crf_scores, make_crf
 from mtl_core.model.fused_heads import FusedHeadCache
+from mtl_core.model.mmoe import check_experts, mmoe_for
 from mtl_core.model.word_shape import N_SHAPES
 from mtl_core.tasks import TaskSpec
 
@@ -34,6 +35,7 @@ class ModelConfig:
     word_shape: int = 16  # token heads: size of the word-shape embedding (case, digits, @, #, URL; see
     # word_shape.py) joined to the encoder state; 0 = none (checkpoints saved before it load with 0)
     crf: bool = False  # token heads: a CRF over word tags (crf.py; needs pytorch-crf)
+    mmoe_experts: int = 0  # 0 = off; 2..16 shared experts + a gate per sentence task on the pooled vector (mmoe.py)
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:
@@ -46,6 +48,7 @@ class ModelConfig:
             raise ValueError("ModelConfig.word_shape: must be between 0 and 256")
         if not 8 <= self.max_length <= 8192:
             raise ValueError("ModelConfig.max_length: must be between 8 and 8192")
+        check_experts(self.mmoe_experts)
 
 
 def default_encoder_dir() -> str:
@@ -150,6 +153,7 @@ class MultiTaskModel(nn.Module):
                 self.heads[t.name] = TokenHead(hidden, t.n_outputs, config.dropout, config.word_shape, config.crf)
             else:
                 self.heads[t.name] = SentenceHead(hidden, t.n_outputs, config.dropout)
+        self.mmoe = mmoe_for(tasks, hidden, config.mmoe_experts)  # None when off; else gates for sentence tasks
         self._fused = FusedHeadCache()  # inference only; not part of the state dict
 
     def train(self, mode: bool = True):
@@ -225,7 +229,8 @@ class MultiTaskModel(nn.Module):
                shape_ids: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         sentence = tuple(n for n in names if self.tasks[n].kind != "token_classification")
         heads = None
-        if not (self.training or torch.is_grad_enabled() or len(self.private) or _tracing()):
+        if not (self.training or torch.is_grad_enabled() or len(self.private) or self.mmoe is not None
+                or _tracing()):  # private layers, MMoE: the heads don't read the shared pooled vector
             heads = self._fused.get(self.heads, sentence)
         if heads is None:
             return {name: self._head(name, states, mask, shape_ids) for name in names}
@@ -257,8 +262,9 @@ class MultiTaskModel(nn.Module):
                 states = layer(states, attention_mask=ext)
                 states = states[0] if isinstance(states, tuple) else states
         if self.tasks[name].kind == "token_classification":
-            return states
-        return pool(states, mask, self.config.pooling)
+            return states  # (B, T, H): per-token states; the MMoE gates are per text, for sentence tasks only
+        pooled = pool(states, mask, self.config.pooling)
+        return pooled if self.mmoe is None else self.mmoe(pooled, name)  # (B, H)
 
 
 def _clear_fused(model: MultiTaskModel) -> None:

@@ -2,7 +2,8 @@
 
 A head is built exactly as `MultiTaskModel` builds it (kind, size, dropout, word shapes, CRF) and randomly
 initialised; no existing weight changes. With per-task upper layers (`ModelConfig.shared_layers`), the new
-task gets a copy of the first task's: the pretrained upper layers the others started from are gone.
+task gets a copy of the first task's: the pretrained upper layers the others started from are gone. With MMoE
+(`ModelConfig.mmoe_experts`), a new sentence task gets a new gate over the trained, shared experts.
 """
 
 from __future__ import annotations
@@ -39,5 +40,7 @@ def add_heads(model: MultiTaskModel, specs: list[TaskSpec], seed: int = 0) -> No
             model.heads[spec.name] = make_head(spec, hidden, model.config).to(ref.device, ref.dtype)
             if len(model.private):
                 model.private[spec.name] = copy.deepcopy(next(iter(model.private.values())))
+            if model.mmoe is not None and spec.kind != "token_classification":
+                model.mmoe.add_task(spec.name)  # its own gate over the shared experts (mmoe.py)
             model.tasks[spec.name] = spec
     model.train(model.training)  # clears the fused-head cache: the set of heads changed

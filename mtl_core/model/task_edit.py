@@ -36,7 +36,8 @@ def edited_task_file(task_file: TaskFile, remove: list[str], rename: dict[str, s
 
 def edit_model(model, remove: list[str], rename: dict[str, str], task_file: TaskFile) -> None:
     """Drop/re-key heads (and private layers, edit memories, thresholds) in place to match `task_file`."""
-    for table in (model.heads, model.private, model.memory):
+    gates = [model.mmoe.gates] if getattr(model, "mmoe", None) is not None else []  # MMoE: a gate per task
+    for table in (model.heads, model.private, model.memory, *gates):
         for name in list(table.keys()):
             module = table.pop(name)
             if name not in remove:

@@ -45,6 +45,8 @@ BUILTIN_HANDLERS = {
     "score_pool": "mtl_core.ops.distributed_jobs:score_pool_job",
     "train_round": "mtl_core.ops.distributed_jobs:train_round_job",
     "train_default": "mtl_core.train.bootstrap:train_default_job",  # first run: a quick model, then the default
+    "lab": "mtl_core.lab.experiment:lab_job",  # a multi-task lab experiment (docs/LAB.md)
+    "lab_train": "mtl_core.lab.recipe:lab_train_job",  # a lab strategy, trained for real (registered inactive)
 }
 
 

@@ -25,6 +25,7 @@ from mtl_core.progress import Cancelled, JobRun, fmt_seconds
 from mtl_core.tasks import DEFAULT_TASK_FILE
 from mtl_core.train.loop import TrainConfig
 from mtl_core.train.pipeline import QUICK, prepare, train_new_version
+from mtl_core.train.recipe import with_recipe
 
 JOB_KIND = "train_default"
 QUICK_NOTE = "quick model (first run)"
@@ -120,7 +121,9 @@ def train_default_job(ctx: JobRun) -> dict:
         return {"skipped": said, "active": reg.active}
     params = ctx.params or {}
     task_file = params.get("task_file") or str(DEFAULT_TASK_FILE)
-    model_config = ModelConfig(**(params.get("model") or {}))
+    train_over, model_over = with_recipe(ctx.home, params.get("train") or {}, params.get("model") or {})
+    params = {**params, "train": train_over}
+    model_config = ModelConfig(**model_over)
     quick_cfg, default_cfg = recipes(params)
     quick = Phase("quick model", quick_cfg, QUICK_NOTE, 0, 0)
     default = Phase("default model", default_cfg, DEFAULT_NOTE, quick.units, quick_cfg.steps)

@@ -98,10 +98,21 @@ def step(model, weighting, opt, sched, batches: dict, kinds: dict, device, clip,
 
 
 def _param_split(model, names: list[str]) -> tuple[list, dict[str, list]]:
-    """(the shared encoder's trainable parameters, task -> its head's and private layers' trainable ones)."""
+    """(the shared encoder's trainable parameters, task -> its head's and private layers' trainable ones).
+
+    MMoE (model/mmoe.py): a task's gate is its own. The experts are shared by every task but sit after the
+    encoder output the aggregator differentiates through (`features`), so they can't join the aggregated
+    parameters (their Jacobian through `features` is empty); they are listed with every task instead, and torchjd
+    sums the tasks' gradients on them (`mtl_backward`: parameters common to several tasks), as a plain summed loss
+    would."""
     shared = [p for p in model.encoder.parameters() if p.requires_grad]
-    modules = {n: [model.heads[n]] + ([model.private[n]] if n in model.private else []) for n in names}
-    per_task = {n: [p for m in ms for p in m.parameters() if p.requires_grad] for n, ms in modules.items()}
+    mmoe = getattr(model, "mmoe", None)
+    gates = mmoe.gates if mmoe is not None else {}
+    experts = [p for p in mmoe.experts.parameters() if p.requires_grad] if mmoe is not None else []
+    modules = {n: [model.heads[n]] + ([model.private[n]] if n in model.private else [])
+               + ([gates[n]] if n in gates else []) for n in names}
+    per_task = {n: [p for m in ms for p in m.parameters() if p.requires_grad] + (experts if n in gates else [])
+                for n, ms in modules.items()}
     return shared, per_task
 
 
