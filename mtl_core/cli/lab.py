@@ -13,6 +13,7 @@ def add_parser(sub) -> None:
     lab.add_argument("--strategies", nargs="+", default=["equal", "pcgrad", "upgrad"],
                      help=f"any of: {' '.join(STRATEGIES)}; 'all' = every one")
     lab.add_argument("--seeds", type=int, default=1, help="runs per strategy (1-3)")
+    lab.add_argument("--first-seed", type=int, default=0, help="seeds start here (more seeds for an earlier lab)")
     lab.add_argument("--budget", default="quick", choices=[*BUDGETS, "custom"])
     lab.add_argument("--steps", type=int, help="custom budget: steps per run")
     lab.add_argument("--tasks", nargs="+", help="a subset of the task file's tasks")
@@ -26,17 +27,34 @@ def cmd_lab(args) -> int:
 
     strategies = list(STRATEGIES) if args.strategies == ["all"] else args.strategies
     try:
-        cfg = LabConfig(strategies=strategies, seeds=args.seeds, budget=args.budget, steps=args.steps,
+        cfg = LabConfig(strategies=strategies, seeds=args.seeds, first_seed=args.first_seed, budget=args.budget,
+                        steps=args.steps,
                         tasks=args.tasks, task_file=args.task_file)
     except ValueError as exc:
         print(f"error: {exc}")
         return 2
-    result = run_lab(cfg, args.home)
+    result = run_lab(cfg, args.home, _RunLines())
     print(render_table(result))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(result.to_dict(), f, indent=1)
     return 0
+
+
+class _RunLines:
+    """The terminal's reporter: a line per finished run (the step-by-step bar is the Lab page's)."""
+
+    def progress(self, step: int, total: int | None = None, message: str | None = None) -> None:
+        pass
+
+    def log(self, line: str) -> None:
+        print(line, flush=True)
+
+    def metric(self, step: int, name: str, value: float, task: str | None = None) -> None:
+        pass
+
+    def check_cancelled(self) -> None:
+        pass
 
 
 def render_table(result) -> str:

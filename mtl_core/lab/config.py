@@ -92,7 +92,8 @@ class LabConfig:
     """One experiment. `strategies`: names in STRATEGIES; single-task baselines are always added."""
 
     strategies: list[str] = field(default_factory=lambda: ["equal", "pcgrad", "upgrad"])
-    seeds: int = 1  # 1-3 runs per strategy (seeds 0..n-1)
+    seeds: int = 1  # 1-3 runs per strategy (seeds first_seed .. first_seed + seeds - 1)
+    first_seed: int = 0  # > 0: more seeds for an earlier experiment (bench/quality/lab.py --merge joins them)
     budget: str = "quick"  # a BUDGETS name, or "custom" (then `steps` is used on the quick budget)
     steps: int | None = None  # custom budget: training steps per run
     tasks: list[str] | None = None  # None = every task of the workspace's task file
@@ -107,12 +108,17 @@ class LabConfig:
             raise ValueError("LabConfig.strategies: choose at least one strategy")
         if not 1 <= self.seeds <= 3:
             raise ValueError("LabConfig.seeds: must be 1, 2 or 3")
+        if self.first_seed < 0:
+            raise ValueError("LabConfig.first_seed: must be >= 0")
         if self.budget not in (*BUDGETS, "custom"):
             raise ValueError(f"LabConfig.budget: {self.budget!r} not in {(*BUDGETS, 'custom')}")
         if self.budget == "custom" and (self.steps is None or self.steps < 1):
             raise ValueError("LabConfig.steps: a custom budget needs steps >= 1")
         if self.tasks is not None and len(self.tasks) < 2:
             raise ValueError("LabConfig.tasks: a multi-task experiment needs at least two tasks")
+
+    def seed_list(self) -> list[int]:
+        return list(range(self.first_seed, self.first_seed + self.seeds))
 
     def resolved_budget(self) -> Budget:
         if self.budget == "custom":

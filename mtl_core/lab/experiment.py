@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -48,18 +49,23 @@ def load_data(cfg: LabConfig, budget: Budget, home=None, log=print) -> LabData:
     if len(names) < 2:
         raise ValueError(f"a lab needs at least two tasks with {MIN_TRAIN}+ labelled examples; usable: {names}")
     capped = cap_splits(prepared, names, budget)
-    sizes = {n: {s: len(r) for s, r in capped[n].items()} for n in names}
     encoder = cfg.encoder or default_encoder_dir()
-    fingerprint = hashlib.sha256(json.dumps([str(path), sizes, encoder], sort_keys=True).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(json.dumps([encoder, [t.to_dict() for t in task_file.tasks if t.name in names]],
+                                       sort_keys=True, default=str).encode())
+    for n in names:  # the examples themselves: new labels with the same counts are other data
+        for split in sorted(capped[n]):
+            for ex in capped[n][split]:
+                digest.update(repr(ex).encode())
+    fingerprint = digest.hexdigest()[:16]
     return LabData(type(task_file)(tasks=[task_file.by_name(n) for n in names]), capped,
                    AutoTokenizer.from_pretrained(encoder), fingerprint)
 
 
 def plan(cfg: LabConfig, data: LabData, cached: dict) -> list[tuple[Strategy, int, list[str] | None]]:
     """(strategy, seed, tasks) per run; baselines one per task and seed, unless cached."""
-    runs = [(STRATEGIES[s], seed, None) for s in cfg.strategies for seed in range(cfg.seeds)]
+    runs = [(STRATEGIES[s], seed, None) for s in cfg.strategies for seed in cfg.seed_list()]
     base = Strategy(BASELINE, "baseline")
-    runs += [(base, seed, [t.name]) for seed in range(cfg.seeds) for t in data.task_file.tasks
+    runs += [(base, seed, [t.name]) for seed in cfg.seed_list() for t in data.task_file.tasks
              if (t.name, seed) not in cached]
     return runs
 
@@ -75,13 +81,14 @@ def run_lab(cfg: LabConfig, home=None, reporter: Reporter | None = None, tb_fold
     data = load_data(cfg, budget, home, log=reporter.log)
     names = [t.name for t in data.task_file.tasks]
     cache = _BaselineCache(lab_dir(home) / "baselines", budget, data.fingerprint)
-    cached = {(n, seed): cache.get(n, seed) for n in names for seed in range(cfg.seeds)}
+    cached = {(n, seed): cache.get(n, seed) for n in names for seed in cfg.seed_list()}
     cached = {k: v for k, v in cached.items() if v is not None}
     todo = plan(cfg, data, cached)
     total = sum(budget.steps for _ in todo) or 1
-    reference = next(((s.name, seed) for s, seed, t in todo if s.name == REFERENCE and seed == 0),
-                     (todo[0][0].name, 0))
-    tb_folder = tb_folder or lab_dir(home) / "tensorboard" / "cli"
+    first = cfg.seed_list()[0]
+    reference = next(((s.name, seed) for s, seed, t in todo if s.name == REFERENCE and seed == first),
+                     (todo[0][0].name, first))
+    tb_folder = tb_folder or lab_dir(home) / "tensorboard" / time.strftime("cli-%Y%m%d-%H%M%S")
     runs, probes, done = [], {}, 0
     for i, (strategy, seed, tasks) in enumerate(todo, 1):
         label = f"run {i}/{len(todo)}: {strategy.name}" + (f" ({tasks[0]})" if tasks else "") + f", seed {seed}"

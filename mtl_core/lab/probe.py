@@ -87,15 +87,17 @@ class GradientProbe:
     def _affinity(self, step: int, shared: list, grads: list, before: dict[str, float]) -> None:
         k = len(self.names)
         z = [[0.0] * k for _ in range(k)]
+        saved = [p.detach().clone() for p in shared]  # restored exactly: (p - x) + x != p in floating point
         for i, g in enumerate(grads):
             with torch.no_grad():
-                for p, d in zip(shared, g, strict=True):
-                    if d is not None:
-                        p.sub_(self.lr * d)
-                after = self._losses(grad=False)
-                for p, d in zip(shared, g, strict=True):
-                    if d is not None:
-                        p.add_(self.lr * d)
+                try:
+                    for p, d in zip(shared, g, strict=True):
+                        if d is not None:
+                            p.sub_(self.lr * d)
+                    after = self._losses(grad=False)
+                finally:
+                    for p, s in zip(shared, saved, strict=True):
+                        p.copy_(s)
             for j, n in enumerate(self.names):
                 z[i][j] = 1.0 - float(after[n]) / max(before[n], 1e-8)
         rec = self.record

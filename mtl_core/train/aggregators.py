@@ -89,12 +89,14 @@ class JointCombiner:
             return
         from torchjd.autojac import jac_to_grad, mtl_backward
 
-        if isinstance(self.aggregator, GradNorm):
+        gradnorm = isinstance(self.aggregator, GradNorm)
+        if gradnorm:
             self.aggregator.losses = torch.stack([v.detach() for v in values]).float()
+            used = self.aggregator.weights  # the weights this step combines with (it then updates them)
         mtl_backward(values, features=features, tasks_params=[per_task[n] for n in self.names], shared_params=shared)
         weights = jac_to_grad(shared, self.aggregator)
-        if isinstance(self.aggregator, GradNorm):
-            weights = self.aggregator.weights
+        if gradnorm:
+            weights = used
         if weights is not None:
             self.last_weights = dict(zip(self.names, [float(w) for w in weights], strict=True))
 
