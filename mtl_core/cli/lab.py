@@ -18,6 +18,7 @@ def add_parser(sub) -> None:
     lab.add_argument("--steps", type=int, help="custom budget: steps per run")
     lab.add_argument("--tasks", nargs="+", help="a subset of the task file's tasks")
     lab.add_argument("--task-file", help="default: the workspace's task file, else the built-in one")
+    lab.add_argument("--encoder", default="", help="a local Hugging Face encoder dir (default: the bundled MiniLM)")
     lab.add_argument("--json", help="also write the whole result as JSON to this file")
 
 
@@ -29,7 +30,7 @@ def cmd_lab(args) -> int:
     try:
         cfg = LabConfig(strategies=strategies, seeds=args.seeds, first_seed=args.first_seed, budget=args.budget,
                         steps=args.steps,
-                        tasks=args.tasks, task_file=args.task_file)
+                        tasks=args.tasks, task_file=args.task_file, encoder=args.encoder)
     except ValueError as exc:
         print(f"error: {exc}")
         return 2
