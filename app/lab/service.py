@@ -13,7 +13,7 @@ import pandas as pd
 
 from mtl_core.lab import recipe
 from mtl_core.lab.config import STRATEGIES, LabConfig
-from mtl_core.lab.results import BASELINE, LabResult, TableRow
+from mtl_core.lab.results import LabResult, TableRow
 from mtl_core.model.registry import Registry
 from mtl_core.ops import worker
 from mtl_core.store import get_job, job_metrics, job_ordinal, list_jobs, mark_stale_jobs_failed
@@ -143,8 +143,8 @@ def runs_frame(result: LabResult) -> pd.DataFrame:
 
 
 def candidates(table: list[TableRow]) -> list[str]:
-    """Strategies a recipe can come from (not the single-task baselines), best first."""
-    return [r.strategy for r in table if r.strategy != BASELINE and r.strategy in STRATEGIES]
+    """Strategies a recipe can come from (not the baselines, not lab-only per-task adapters), best first."""
+    return [r.strategy for r in table if r.strategy in STRATEGIES and not STRATEGIES[r.strategy].adapters]
 
 
 def save_recipe(strategy: str) -> None:

@@ -19,6 +19,8 @@ class Strategy:
     train: dict = field(default_factory=dict)  # TrainConfig overrides
     model: dict = field(default_factory=dict)  # ModelConfig overrides
     about: str = ""
+    adapters: int = 0  # > 0: per-task LoRA adapters of this rank on the frozen encoder (lab/adapters.py; lab only:
+    # the served model answers every task from one encoder pass, so it cannot be a recipe or a trained version)
 
 
 def _catalogue() -> dict[str, Strategy]:
@@ -43,6 +45,9 @@ def _catalogue() -> dict[str, Strategy]:
                  about="hard sharing of the lower 4 layers; the upper 2 per task"),
         Strategy("mmoe", "sharing", {**JOINT}, {"mmoe_experts": 4},
                  about="soft sharing: 4 experts on the pooled output, a gate per task (MMoE)"),
+        Strategy("lora_per_task", "sharing", {"batching": "per_task", "sampling": "round_robin", "freeze_layers": 0,
+                                              "encoder_lr": 1e-3}, adapters=8,
+                 about="no shared training: a LoRA adapter (rank 8, peft) per task on the frozen encoder"),
         *[Strategy(name, "sampling", {"batching": "per_task", "sampling": name}, about=about) for name, about in [
             ("proportional", "one task per step, p ∝ training examples"),
             ("temperature", "one task per step, p ∝ n^(1/3) (the default model's recipe)"),
@@ -68,6 +73,7 @@ class Budget:
     dev_cap: int | None = 200  # dev examples per task (picks the kept checkpoint)
     test_cap: int | None = 500  # test examples per task (the result table)
     probe_every: int = 20  # steps between gradient-conflict / affinity probes (0 = none)
+    freeze_layers: int = 2  # lower encoder layers kept frozen (fewer trainable layers: cheaper per-task Jacobians)
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
@@ -76,12 +82,14 @@ class Budget:
             raise ValueError("Budget.max_length: must be between 8 and 512")
         if self.probe_every < 0:
             raise ValueError("Budget.probe_every: must be >= 0")
+        if self.freeze_layers < 0:
+            raise ValueError("Budget.freeze_layers: must be >= 0")
 
 
 # quick: all strategies with 1 seed in <= 45 min on a 2-core CPU (docs/LAB.md measures it)
 BUDGETS = {
     "quick": Budget("quick", steps=80, batch_size=18, max_length=64, train_cap=2000, dev_cap=150, test_cap=400,
-                    probe_every=20),
+                    probe_every=20, freeze_layers=4),
     "default": Budget("default", steps=2000, batch_size=32, max_length=128, train_cap=None, dev_cap=1000,
                       test_cap=None, probe_every=100),
 }

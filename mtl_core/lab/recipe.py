@@ -4,7 +4,7 @@ page)."""
 
 from __future__ import annotations
 
-from mtl_core.lab.config import STRATEGIES
+from mtl_core.lab.config import STRATEGIES, Strategy
 from mtl_core.progress import JobRun
 from mtl_core.train.recipe import load_recipe, write_recipe
 
@@ -13,9 +13,7 @@ __all__ = ["lab_train_job", "load_recipe", "save_recipe"]
 
 def save_recipe(home, strategy: str) -> None:
     """Make `strategy` (a STRATEGIES name) what `python -m mtl_core train` and the first-run job start from."""
-    if strategy not in STRATEGIES:
-        raise ValueError(f"no strategy called {strategy!r}")
-    s = STRATEGIES[strategy]
+    s = _trainable(strategy)
     write_recipe(home, dict(s.train), dict(s.model), source=s.name)
 
 
@@ -27,11 +25,9 @@ def lab_train_job(ctx: JobRun) -> dict:
 
     params = ctx.params or {}
     name, budget = params.get("strategy"), params.get("budget", "default")
-    if name not in STRATEGIES:
-        raise ValueError(f"no strategy called {name!r}")
+    s = _trainable(name)
     if budget not in ("default", "quick"):
         raise ValueError(f"budget must be 'default' or 'quick', not {budget!r}")
-    s = STRATEGIES[name]
     info, report = train_new_version(model_config=ModelConfig(**s.model), train_config=TrainConfig(**s.train),
                                      quick=budget == "quick", home=ctx.home, note=f"lab: {name} ({budget})",
                                      activate=False, reporter=ctx, progress=False)
@@ -39,3 +35,14 @@ def lab_train_job(ctx: JobRun) -> dict:
     ctx.log(said)
     ctx.progress(1, 1, said + "; compare and activate it on the Models page")
     return {"version": info.id, "strategy": name, "budget": budget, "test": report["test"]}
+
+
+def _trainable(name) -> Strategy:
+    """The strategy, if the served model can be trained with it."""
+    if name not in STRATEGIES:
+        raise ValueError(f"no strategy called {name!r}")
+    s = STRATEGIES[name]
+    if s.adapters:
+        raise ValueError(f"{name} runs only in the lab: per-task adapters need an encoder pass per task, and the "
+                         "served model answers every task from one")
+    return s

@@ -76,6 +76,7 @@ def run_one(strategy: Strategy, seed: int, budget: Budget, data: LabData, report
     tf = type(data.task_file)(tasks=specs)
     cfg = TrainConfig(**{"steps": budget.steps, "batch_size": budget.batch_size, "eval_every": budget.steps,
                          "max_dev": budget.dev_cap, "log_every": max(1, budget.steps // 15), "seed": seed,
+                         "freeze_layers": budget.freeze_layers,
                          "device": device, **strategy.train})
     if len(names) == 1:  # a single-task baseline sees what its task gets in a joint step: the same steps, each
         # with batch / n_tasks of its rows (the same examples and updates; LibMTL's convention)
@@ -83,10 +84,15 @@ def run_one(strategy: Strategy, seed: int, budget: Budget, data: LabData, report
         cfg = replace(cfg, batching="per_task", aggregator="none", loss_weighting="equal", batch_size=share)
     set_seed(seed)
     model = build_model(specs, ModelConfig(**{"max_length": budget.max_length, "encoder": encoder, **strategy.model}))
+    if strategy.adapters:
+        from mtl_core.lab.adapters import with_task_adapters
+
+        model = with_task_adapters(model, strategy.adapters)
     dev = pick_device(device)
     model.to(dev)
     hook = None
-    if probe != "none" and len(names) > 1 and budget.probe_every > 0:
+    if probe != "none" and len(names) > 1 and budget.probe_every > 0 and not strategy.adapters:  # adapters: no
+        # shared trainable parameter to compare gradients on
         hook = GradientProbe(model, _probe_batches(specs, data, budget), {s.name: s.kind for s in specs}, dev,
                              budget.probe_every, reporter, reporter.run, affinity=probe == "full")
     result = train(model, data.tokenizer, tf, data.prepared, cfg, reporter=reporter, progress=False, on_step=hook)
