@@ -228,8 +228,6 @@ def _actions(job, result) -> None:
     if left.button("Use as default recipe", key="lab_recipe", disabled=not may):
         try:
             lab_service.save_recipe(name)
-        except ImportError:
-            st.error("Saving recipes is not available in this install yet.")
         except (ValueError, KeyError, OSError) as exc:
             st.error(f"Could not save the recipe: {md_literal(exc)}")
         else:
@@ -243,3 +241,22 @@ def _actions(job, result) -> None:
             st.error(f"Could not start the training: {md_literal(exc)}")
         else:
             st.success(f"Training with {md_literal(name)} started in the background (job {job_id:d}).")
+    _training_panel()
+
+
+@st.fragment(run_every=3)
+def _training_panel() -> None:
+    """The latest "Train this config" run: progress and Cancel while it runs, then where its version is."""
+    jobs = lab_service.recent_jobs(get_sessions(), kind=lab_service.TRAIN_KIND, limit=1)
+    if not jobs:
+        return
+    job = jobs[0]
+    strategy = md_literal((job.params or {}).get("strategy", "?"))
+    if job.status in RUNNING:
+        st.progress(min(1.0, job.progress or 0.0), text=f"Training {strategy}: {md_literal(job.message or 'starting…')}")
+        st.button("Cancel training", key="lab_train_cancel", on_click=_cancel, args=(job.id,),
+                  disabled=not auth_view.allowed("train"))
+    elif job.status == "done":
+        st.info(f"Last trained config: {md_literal(job.message or strategy)}")
+    else:
+        st.warning(f"Training {strategy} {md_literal(job.status)}: {md_literal(job.message or '')}")

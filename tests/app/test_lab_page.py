@@ -188,3 +188,24 @@ def test_earlier_labs_can_be_picked(workspace):
     at.selectbox(key="lab_pick").set_value(first).run()
     assert not at.exception
     assert frame(at, "Δm% (± std)")["strategy"].tolist()[0] == "★ pcgrad"
+
+
+def test_a_config_in_training_shows_its_progress_then_its_version(workspace):
+    add_lab(workspace, result=lab_result(all_runs()))
+    _, sessions = open_store(workspace)
+    with sessions() as s:
+        job_id = create_job(s, "lab_train", params={"strategy": "pcgrad", "budget": "quick"}).id
+        start_job(s, job_id, pid=os.getpid())
+        from mtl_core.store import update_job_progress
+
+        update_job_progress(s, job_id, 4, total=10, message="training: step 4/10")
+    at = _lab_page()
+    assert not at.exception
+    assert any("Training pcgrad: training: step 4/10" in p.proto.text.replace("\\", "") for p in at.get("progress"))
+    assert at.button(key="lab_train_cancel")
+    with sessions() as s:
+        from mtl_core.store import finish_job
+
+        finish_job(s, job_id, status="done", message="v0002 trained with pcgrad (quick budget), test average 0.7")
+    at = _lab_page()
+    assert any("v0002 trained with pcgrad" in i.value for i in at.info)
