@@ -16,6 +16,7 @@ from mtl_core.lab.config import STRATEGIES, LabConfig
 from mtl_core.lab.results import LabResult, TableRow
 from mtl_core.model.registry import Registry
 from mtl_core.ops import worker
+from mtl_core.store import current_job as store_current_job
 from mtl_core.store import get_job, job_metrics, job_ordinal, list_jobs, mark_stale_jobs_failed
 from mtl_core.store.db import Sessions
 from mtl_core.store.models import Job
@@ -48,10 +49,6 @@ def train_config(strategy: str, budget: str) -> int:
     return launch(TRAIN_KIND, {"strategy": strategy, "budget": budget})
 
 
-def cancel(job_id: int) -> None:
-    worker.request_cancel(job_id, home())
-
-
 def default_tasks() -> list[str]:
     """The active model's tasks (its checkpoint's task file), or the default task file's without a model."""
     reg = Registry(home())
@@ -72,12 +69,7 @@ def run_count(strategies: list[str], seeds: int, tasks: int) -> int:
 def current_job(sessions: Sessions) -> Job | None:
     """The running (or queued) lab if any, else the newest lab of any status; stale ones get failed."""
     with sessions() as s:
-        mark_stale_jobs_failed(s, worker.STALE_AFTER_S)
-        jobs = list_jobs(s, kind=JOB_KIND, limit=20)
-    for job in jobs:
-        if job.status in ACTIVE_STATUSES:
-            return job
-    return jobs[0] if jobs else None
+        return store_current_job(s, JOB_KIND, worker.STALE_AFTER_S)
 
 
 def recent_jobs(sessions: Sessions, kind: str = JOB_KIND, limit: int = 20) -> list[Job]:

@@ -15,7 +15,7 @@ from app.components.results import task_title
 from app.components.text import md_literal
 from app.lab import charts
 from app.lab import service as lab_service
-from app.shared import auth_view
+from app.shared import auth_view, job_view
 from app.shared.flash import one_shot
 from app.shared.store_service import get_sessions
 from mtl_core.lab.config import BUDGETS, FAMILIES, STRATEGIES, LabConfig
@@ -96,13 +96,6 @@ def _form(sessions: Sessions) -> None:
     st.rerun()
 
 
-def _cancel(job_id: int) -> None:
-    if not auth_view.allowed("train"):
-        flash("error", auth_view.denied_message("train"))
-        return
-    lab_service.cancel(job_id)
-
-
 @st.fragment(run_every=2)
 def _progress_panel(job_id: int) -> None:
     sessions = get_sessions()
@@ -112,7 +105,7 @@ def _progress_panel(job_id: int) -> None:
         return
     st.subheader(f"Lab {lab_service.lab_number(sessions, job):d} — {md_literal(job.status)}")
     st.progress(min(1.0, job.progress or 0.0), text=md_literal(job.message or "starting…"))
-    st.button("Cancel lab", key="lab_cancel", on_click=_cancel, args=(job.id,),
+    st.button("Cancel lab", key="lab_cancel", on_click=job_view.cancel_training_job, args=(job.id, flash),
               disabled=not auth_view.allowed("train"))
     points = lab_service.points(sessions, job.id)
     if points.empty:
@@ -254,7 +247,7 @@ def _training_panel() -> None:
     strategy = md_literal((job.params or {}).get("strategy", "?"))
     if job.status in RUNNING:
         st.progress(min(1.0, job.progress or 0.0), text=f"Training {strategy}: {md_literal(job.message or 'starting…')}")
-        st.button("Cancel training", key="lab_train_cancel", on_click=_cancel, args=(job.id,),
+        st.button("Cancel training", key="lab_train_cancel", on_click=job_view.cancel_training_job, args=(job.id, flash),
                   disabled=not auth_view.allowed("train"))
     elif job.status == "done":
         st.info(f"Last trained config: {md_literal(job.message or strategy)}")

@@ -25,6 +25,7 @@ from mtl_core.store import (
     mark_stale_jobs_failed,
     upsert_queue_items,
 )
+from mtl_core.store import current_job as store_current_job
 from mtl_core.store.db import Sessions
 from mtl_core.store.models import Job
 from mtl_core.tasks import TaskFileError
@@ -58,10 +59,6 @@ def gpu_count() -> int:
     return torch.cuda.device_count()
 
 
-def cancel(job_id: int) -> None:
-    worker.request_cancel(job_id, home())
-
-
 def new_tasks(base_version: str) -> list[str]:
     """Workspace tasks the base has no head for: a round may join them (`RoundConfig.new_tasks`)."""
     try:
@@ -78,12 +75,7 @@ def counts(sessions: Sessions) -> dict[str, int]:
 def current_job(sessions: Sessions) -> Job | None:
     """The running (or queued) round if any, else the newest round of any status; stale ones get failed."""
     with sessions() as s:
-        mark_stale_jobs_failed(s, worker.STALE_AFTER_S)
-        jobs = list_jobs(s, kind=JOB_KIND, limit=20)
-    for job in jobs:
-        if job.status in ACTIVE_STATUSES:
-            return job
-    return jobs[0] if jobs else None
+        return store_current_job(s, JOB_KIND, worker.STALE_AFTER_S)
 
 
 def round_number(sessions: Sessions, job: Job) -> int:

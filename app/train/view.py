@@ -11,7 +11,7 @@ import streamlit as st
 from app.components import curves
 from app.components.results import task_title
 from app.components.text import md_literal
-from app.shared import auth_view
+from app.shared import auth_view, job_view
 from app.shared.store_service import get_sessions
 from app.train import service as train_service
 from app.train.compare_view import flash, render_round_result, show_flash
@@ -144,13 +144,6 @@ def _settings(base: str, sessions: Sessions) -> None:
     st.rerun()
 
 
-def _cancel(job_id: int) -> None:
-    if not auth_view.allowed("train"):
-        flash("error", auth_view.denied_message("train"))
-        return
-    train_service.cancel(job_id)
-
-
 @st.fragment(run_every=2)
 def _progress_panel(job_id: int) -> None:
     job = train_service.refresh(get_sessions(), job_id)
@@ -160,7 +153,7 @@ def _progress_panel(job_id: int) -> None:
     st.subheader(f"Round {train_service.round_number(get_sessions(), job):d} — {md_literal(job.status)}")
     # the round's message says the phase, its step and the time left (rounds/pace.py)
     st.progress(min(1.0, job.progress or 0.0), text=md_literal(job.message or "starting…"))
-    st.button("Cancel round", key="round_cancel", on_click=_cancel, args=(job.id,),
+    st.button("Cancel round", key="round_cancel", on_click=job_view.cancel_training_job, args=(job.id, flash),
               disabled=not auth_view.allowed("train"))
     points = train_service.curves(get_sessions(), job.id)
     loss = points[points["name"] == "train_loss"]

@@ -133,6 +133,13 @@ def list_jobs(
     return list(session.scalars(query))
 
 
+def current_job(session: Session, kind: str, heartbeat_timeout_s: float) -> Job | None:
+    """The running (or queued) job of `kind` if any, else its newest of any status; stale ones are failed first."""
+    mark_stale_jobs_failed(session, heartbeat_timeout_s)
+    jobs = list_jobs(session, kind=kind, limit=20)
+    return next((j for j in jobs if j.status in ("queued", "running")), jobs[0] if jobs else None)
+
+
 def job_ordinal(session: Session, job: Job) -> int:
     """1 for the first job of its kind, 2 for the second, ... (ids are shared by every kind of job)."""
     query = select(func.count()).select_from(Job).where(Job.kind == job.kind, Job.id <= job.id)

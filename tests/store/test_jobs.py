@@ -12,6 +12,7 @@ from mtl_core.store import (
     add_job_metric,
     append_job_log,
     create_job,
+    current_job,
     finish_job,
     get_job,
     job_metrics,
@@ -60,6 +61,22 @@ def test_list_jobs(session):
     assert [j.id for j in list_jobs(session)] == [second.id, first.id]
     assert [j.id for j in list_jobs(session, kind="train")] == [first.id]
     assert [j.id for j in list_jobs(session, status="queued")] == [second.id]
+
+
+def test_current_job_prefers_the_running_one_then_the_newest(session):
+    assert current_job(session, "lab", 60) is None
+    old = create_job(session, "lab")
+    start_job(session, old.id, pid=subprocess.os.getpid())
+    newer = create_job(session, "lab")
+    finish_job(session, newer.id, status="failed")
+    create_job(session, "train_round")  # another kind never counts
+    assert current_job(session, "lab", 60).id == old.id  # running beats newer
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    get_job(session, old.id).pid = dead.pid  # its worker died: failed first, then the newest wins
+    session.commit()
+    assert current_job(session, "lab", 60).id == newer.id
+    assert get_job(session, old.id).status == "failed"
 
 
 def test_mark_stale_jobs_failed(session):
