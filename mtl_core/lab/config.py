@@ -74,6 +74,7 @@ class Budget:
     test_cap: int | None = 500  # test examples per task (the result table)
     probe_every: int = 20  # steps between gradient-conflict / affinity probes (0 = none)
     freeze_layers: int = 2  # lower encoder layers kept frozen (fewer trainable layers: cheaper per-task Jacobians)
+    dev_every: int | None = None  # steps between dev evaluations (the dev curves); None = once, at the end
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
@@ -84,6 +85,8 @@ class Budget:
             raise ValueError("Budget.probe_every: must be >= 0")
         if self.freeze_layers < 0:
             raise ValueError("Budget.freeze_layers: must be >= 0")
+        if self.dev_every is not None and self.dev_every < 1:
+            raise ValueError("Budget.dev_every: must be >= 1 (or None: once, at the end)")
 
 
 # quick: all strategies with 1 seed in <= 45 min on a 2-core CPU (docs/LAB.md measures it)
@@ -91,7 +94,7 @@ BUDGETS = {
     "quick": Budget("quick", steps=80, batch_size=18, max_length=64, train_cap=2000, dev_cap=150, test_cap=400,
                     probe_every=20, freeze_layers=4),
     "default": Budget("default", steps=2000, batch_size=32, max_length=128, train_cap=None, dev_cap=1000,
-                      test_cap=None, probe_every=100),
+                      test_cap=None, probe_every=100, dev_every=250),
 }
 
 
@@ -133,5 +136,5 @@ class LabConfig:
             from dataclasses import replace
 
             return replace(BUDGETS["quick"], name="custom", steps=self.steps,
-                           probe_every=max(1, self.steps // 6))
+                           probe_every=max(1, self.steps // 6), dev_every=max(1, self.steps // 4))
         return BUDGETS[self.budget]

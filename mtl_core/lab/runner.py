@@ -74,7 +74,8 @@ def run_one(strategy: Strategy, seed: int, budget: Budget, data: LabData, report
     names = tasks or [t.name for t in data.task_file.tasks]
     specs = [data.task_file.by_name(n) for n in names]
     tf = type(data.task_file)(tasks=specs)
-    cfg = TrainConfig(**{"steps": budget.steps, "batch_size": budget.batch_size, "eval_every": budget.steps,
+    cfg = TrainConfig(**{"steps": budget.steps, "batch_size": budget.batch_size,
+                         "eval_every": budget.dev_every or budget.steps,
                          "max_dev": budget.dev_cap, "log_every": max(1, budget.steps // 15), "seed": seed,
                          "freeze_layers": budget.freeze_layers,
                          "device": device, **strategy.train})
