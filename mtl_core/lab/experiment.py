@@ -164,7 +164,10 @@ class _BaselineCache:
     """Single-task results per (task, seed) for one budget and one data fingerprint: computed once."""
 
     def __init__(self, folder: Path, budget: Budget, fingerprint: str):
-        key = hashlib.sha256(json.dumps([asdict(budget), fingerprint], sort_keys=True).encode()).hexdigest()[:16]
+        fields = asdict(budget)
+        if fields["dev_every"] is None:  # dev at the end: what budgets meant before the field (their caches stay)
+            del fields["dev_every"]
+        key = hashlib.sha256(json.dumps([fields, fingerprint], sort_keys=True).encode()).hexdigest()[:16]
         self.folder = folder / key
 
     def _path(self, task: str, seed: int) -> Path:
