@@ -168,6 +168,9 @@ def _result(job, result, points: pd.DataFrame) -> None:
     st.dataframe(lab_service.table_frame(result), hide_index=True, key="lab_table")
     st.caption("Δm%: mean relative change over the single-task baselines (positive = better on average); "
                "task columns: the test metric, mean ± std over seeds; cost per step relative to equal weighting.")
+    if result.excluded:
+        st.caption(f"Δm% leaves out {md_literal(', '.join(result.excluded))}: the single-task baseline scored ~0 "
+                   "at this budget, so a relative change means nothing.")
     if result.best:
         st.success(f"★ {md_literal(result.best)}: {md_literal(result.beats_equal or 'the best strategy')}")
     conflict_tab, affinity_tab, dev_tab, runs_tab = st.tabs(["Gradient conflict", "Task affinity", "Dev curves",

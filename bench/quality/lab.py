@@ -77,14 +77,12 @@ def main() -> None:
 
 
 def merge(results: list):
-    """One result from several runs of the same budget (runs of a (strategy, seed) seen twice: the first kept);
-    the table and verdict recomputed; conflict and affinity from the first."""
+    """One result from one or several runs of the same budget (a (strategy, seed) seen twice: the first kept);
+    the table, verdict and Δm% exclusions recomputed with today's code; conflict and affinity from the first."""
     from dataclasses import replace
 
-    from mtl_core.lab.results import strategy_table, verdict
+    from mtl_core.lab.results import BASELINE, excluded_from_delta, strategy_table, verdict
 
-    if len(results) == 1:
-        return results[0]
     seen, runs = set(), []
     for r in (run for res in results for run in res.runs):
         if (r.strategy, r.seed) not in seen:
@@ -96,7 +94,8 @@ def merge(results: list):
     seeds = len({r.seed for r in runs})
     config = {**first.config, "seeds": seeds,
               "strategies": list(dict.fromkeys(s for res in results for s in res.config["strategies"]))}
-    return replace(first, config=config, runs=runs, table=table, best=best, beats_equal=words)
+    excluded = sorted({t for r in runs if r.strategy == BASELINE for t in excluded_from_delta(r.test)})
+    return replace(first, config=config, runs=runs, table=table, best=best, beats_equal=words, excluded=excluded)
 
 
 def report(result, wall: float, env: str) -> str:

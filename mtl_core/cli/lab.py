@@ -70,6 +70,8 @@ def render_table(result) -> str:
                  for t in tasks]
         cost = "–" if row.step_cost is None else f"{row.step_cost:.2f}"
         lines.append(f"| {name} | {row.family} | {dm} | " + " | ".join(cells) + f" | {cost} | {row.samples_per_s:.0f} |")
+    if result.excluded:
+        lines.append(f"\nΔm% leaves out {', '.join(result.excluded)}: its single-task baseline is ~0")
     failed = [r for r in result.runs if r.status != "done"]
     lines += [f"\nfailed: {r.strategy} seed {r.seed}: {r.error}" for r in failed]
     if result.beats_equal:

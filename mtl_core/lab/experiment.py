@@ -13,7 +13,15 @@ from pathlib import Path
 
 from mtl_core.lab.config import STRATEGIES, Budget, LabConfig, Strategy
 from mtl_core.lab.probe import ProbeRecord
-from mtl_core.lab.results import BASELINE, LabResult, RunResult, best_groupings, strategy_table, verdict
+from mtl_core.lab.results import (
+    BASELINE,
+    LabResult,
+    RunResult,
+    best_groupings,
+    excluded_from_delta,
+    strategy_table,
+    verdict,
+)
 from mtl_core.lab.runner import LabData, RunReporter, cap_splits, run_one
 from mtl_core.progress import Cancelled, JobRun, PrintReporter, Reporter
 from mtl_core.workspace import workspace_dir
@@ -133,8 +141,11 @@ def _assemble(cfg, budget, names, runs, probes: dict[str, ProbeRecord], referenc
             if len(names) > g:
                 groups, score = best_groupings(names, matrix, g)
                 affinity["groups"][str(g)] = {"groups": groups, "score": score}
+    baselines = [r.test for r in runs if r.strategy == BASELINE and r.status == "done"]
+    excluded = sorted({t for b in baselines for t in excluded_from_delta(b)})
     return LabResult(config=asdict(cfg), budget=asdict(budget), tasks=names, runs=runs, table=table, best=best,
-                     beats_equal=words, conflict=conflict, affinity=affinity, tensorboard=str(tb_folder))
+                     beats_equal=words, conflict=conflict, affinity=affinity, tensorboard=str(tb_folder),
+                     excluded=excluded)
 
 
 def _merge_baselines(runs: list[RunResult], names: list[str]) -> list[RunResult]:

@@ -64,6 +64,7 @@ class LabResult:
     conflict: dict = field(default_factory=dict)  # {"run", "steps", "pairs": {"a|b": [cos]}, "fraction": [..]}
     affinity: dict = field(default_factory=dict)  # {"run", "tasks", "matrix": [[Z i->j]], "groups": {"2": .., "3": ..}}
     tensorboard: str = ""  # the event files' folder
+    excluded: list[str] = field(default_factory=list)  # tasks left out of Δm% (single-task baseline ~0)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -75,12 +76,21 @@ class LabResult:
         return cls(**{**data, "runs": runs, "table": table})
 
 
+MIN_BASELINE = 0.01  # a single-task metric below this (e.g. entity F1 0.0 after a short run) is no denominator
+
+
+def excluded_from_delta(baseline: dict[str, float]) -> list[str]:
+    """Tasks Δm% leaves out: their single-task baseline is ~0, so a relative change means nothing."""
+    return sorted(t for t, base in baseline.items() if abs(base) < MIN_BASELINE)
+
+
 def delta_m(scores: dict[str, float], baseline: dict[str, float], lower_is_better: frozenset = frozenset()) -> float:
     """Δm% (Maninis et al. 2019): mean relative change over the single-task baselines, sign-corrected so that
-    positive is better for every metric; |baseline| in the denominator (a Pearson r may be negative)."""
+    positive is better for every metric; |baseline| in the denominator (a Pearson r may be negative). Tasks
+    whose baseline is ~0 are left out (`excluded_from_delta`)."""
     changes = []
     for task, base in baseline.items():
-        if task not in scores:
+        if task not in scores or abs(base) < MIN_BASELINE:
             continue
         sign = -1.0 if task in lower_is_better else 1.0
         changes.append(sign * (scores[task] - base) / max(abs(base), 1e-8))

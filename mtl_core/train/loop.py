@@ -167,7 +167,9 @@ def train(model: MultiTaskModel, tokenizer: PreTrainedTokenizerBase, task_file: 
     sampler = TaskSampler({n: len(f) for n, f in feats.items()}, cfg.sampling, cfg.temperature, rng,
                           boost={t.name: t.sample_weight for t in specs})
     stream = _BatchStream(feats, cfg, rng)
-    weighting = LossWeighting(cfg.loss_weighting, specs, cfg.dwa_temperature).to(device)
+    # DWA compares two windows of each task's loss: shorter windows on short runs, else it never moves
+    weighting = LossWeighting(cfg.loss_weighting, specs, cfg.dwa_temperature,
+                              dwa_window=min(50, max(5, cfg.steps // 10))).to(device)
     _freeze(model, cfg.freeze_embeddings, cfg.freeze_layers)
     dist = for_training(device, cfg.seed)  # several processes (torchrun): train/distributed.py; else None
     if dist and cfg.aggregator != "none":

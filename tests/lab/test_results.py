@@ -18,6 +18,7 @@ from mtl_core.lab.results import (
     TableRow,
     best_groupings,
     delta_m,
+    excluded_from_delta,
     metric_name,
     strategy_table,
     verdict,
@@ -52,6 +53,9 @@ def test_delta_m_skips_tasks_without_a_score_and_ignores_extra_ones():
     assert delta_m({}, {"a": 1.0}) == 0.0
     assert delta_m({"a": 1.0}, {}) == 0.0
     assert delta_m({"a": 0.0}, {"a": 0.0}) == 0.0  # a zero baseline does not divide by zero
+    # a ~0 baseline (entity F1 0.0 after a short run) is left out, not a 10^8 % change
+    assert delta_m({"a": 1.1, "ner": 0.09}, {"a": 1.0, "ner": 0.0}) == pytest.approx(10.0)
+    assert excluded_from_delta({"a": 1.0, "ner": 0.0, "r": -0.005}) == ["ner", "r"]
 
 
 # --- the strategy table ------------------------------------------------------------------------------------------
