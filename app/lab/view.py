@@ -247,12 +247,13 @@ def _training_panel() -> None:
     if not jobs:
         return
     job = jobs[0]
-    strategy = md_literal((job.params or {}).get("strategy", "?"))
+    strategy = str((job.params or {}).get("strategy", "?"))
     if job.status in RUNNING:
-        st.progress(min(1.0, job.progress or 0.0), text=f"Training {strategy}: {md_literal(job.message or 'starting…')}")
+        st.progress(min(1.0, job.progress or 0.0),
+                    text=f"Training {md_literal(strategy)}: {md_literal(job.message or 'starting…')}")
         st.button("Cancel training", key="lab_train_cancel", on_click=job_view.cancel_training_job, args=(job.id, flash),
                   disabled=not auth_view.allowed("train"))
     elif job.status == "done":
         st.info(f"Last trained config: {md_literal(job.message or strategy)}")
     else:
-        st.warning(f"Training {strategy} {md_literal(job.status)}: {md_literal(job.message or '')}")
+        st.warning(f"Training {md_literal(strategy)} {md_literal(job.status)}: {md_literal(job.message or '')}")
