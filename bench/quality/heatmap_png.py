@@ -39,7 +39,7 @@ def save_heatmap(path: str | Path, labels: list[str], matrix: list[list[float | 
             v = matrix[i][j]
             x = left + j * cell
             draw.rectangle((x, y, x + cell - 2, y + cell - 2), fill=(235, 235, 235) if v is None else _colour(v, scale))
-            draw.text((x + cell // 2, y + cell // 2), "–" if v is None else f"{v:+.3f}", fill="black", font=small,
+            draw.text((x + cell // 2, y + cell // 2), "" if v is None else f"{v:+.3f}", fill="black", font=small,
                       anchor="mm")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

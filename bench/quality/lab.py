@@ -41,6 +41,7 @@ def main() -> None:
     ap.add_argument("--json", help="save the result here")
     ap.add_argument("--from-json", nargs="+", help="render saved runs instead of running (several: merged, e.g. "
                                                    "seed 0 of one run and seeds 1-2 of another)")
+    ap.add_argument("--only", nargs="+", help="with --from-json: keep only these strategies (and the baselines)")
     ap.add_argument("--write-docs", action="store_true", help="write docs/LAB.md's section and the PNGs in docs/")
     ap.add_argument("--heading", default=None, help="the docs section's heading (default: from the settings)")
     args = ap.parse_args()
@@ -51,7 +52,19 @@ def main() -> None:
 
     if args.from_json:
         saved = [json.loads(Path(p).read_text(encoding="utf-8")) for p in args.from_json]
-        result = merge([LabResult.from_dict(d["result"]) for d in saved])
+        results = [LabResult.from_dict(d["result"]) for d in saved]
+        if args.only:
+            from dataclasses import replace
+
+            from mtl_core.lab.results import BASELINE
+
+            keep = {*args.only, BASELINE}
+            results = [replace(r, runs=[x for x in r.runs if x.strategy in keep],
+                               config={**r.config, "strategies": [x for x in r.config["strategies"] if x in keep]},
+                               conflict={**r.conflict, "by_run": {k: v for k, v in (r.conflict.get("by_run") or {}).items()
+                                                                  if k.split("/")[0] in keep}})
+                       for r in results]
+        result = merge(results)
         wall, env = sum(d["wall_s"] for d in saved), saved[0].get("environment", "")
     else:
         strategies = list(STRATEGIES) if args.strategies == ["all"] else args.strategies
