@@ -51,6 +51,8 @@ class RunReporter:
 
     def progress(self, step: int, total: int | None = None, message: str | None = None) -> None:
         self.outer.progress(self.done_before + step, self.total, f"{self.label} · step {step}/{total}")
+        # the loop itself checks only at logged steps (every steps/15): Cancel must not wait minutes for one
+        self.outer.check_cancelled()
 
     def log(self, line: str) -> None:
         self.outer.log(f"{self.run}: {line}")

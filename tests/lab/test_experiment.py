@@ -157,6 +157,15 @@ def test_cancel_stops_the_lab(toy, tmp_path, cancel_at):
     assert not list((home / "lab" / "baselines").rglob("*.json"))  # a cancelled baseline is not cached
 
 
+def test_cancel_is_honoured_at_the_next_step_not_the_next_logged_one(toy, tmp_path):
+    """The loop checks only at logged steps (every steps/15); a lab run checks after every step."""
+    home = tmp_path / "home"
+    reporter = RecordingReporter(cancel_at_step=5)
+    with pytest.raises(Cancelled):
+        run_lab(LabConfig(**{**asdict(_cfg(toy, ["equal"])), "steps": 60}), home, reporter, tb_folder=tmp_path / "tb")
+    assert reporter.last_step == 5  # logged steps are 4, 8, ...: the loop alone would have gone on to 8
+
+
 def test_cancel_raised_inside_a_run_is_not_recorded_as_a_failure(toy, tmp_path, monkeypatch):
     def cancelled(*args, **kwargs):
         raise Cancelled()
