@@ -84,13 +84,15 @@ def excluded_from_delta(baseline: dict[str, float]) -> list[str]:
     return sorted(t for t, base in baseline.items() if abs(base) < MIN_BASELINE)
 
 
-def delta_m(scores: dict[str, float], baseline: dict[str, float], lower_is_better: frozenset = frozenset()) -> float:
+def delta_m(scores: dict[str, float], baseline: dict[str, float], lower_is_better: frozenset = frozenset(),
+            skip: frozenset = frozenset()) -> float:
     """Δm% (Maninis et al. 2019): mean relative change over the single-task baselines, sign-corrected so that
     positive is better for every metric; |baseline| in the denominator (a Pearson r may be negative). Tasks
-    whose baseline is ~0 are left out (`excluded_from_delta`)."""
+    whose baseline is ~0 are left out (`excluded_from_delta`), and so are those in `skip` (every seed's Δm% over
+    the same tasks: a task ~0 in one seed's baseline is left out of all)."""
     changes = []
     for task, base in baseline.items():
-        if task not in scores or abs(base) < MIN_BASELINE:
+        if task not in scores or task in skip or abs(base) < MIN_BASELINE:
             continue
         sign = -1.0 if task in lower_is_better else 1.0
         changes.append(sign * (scores[task] - base) / max(abs(base), 1e-8))
@@ -102,13 +104,15 @@ def strategy_table(runs: list[RunResult], tasks: list[str]) -> list[TableRow]:
     done = [r for r in runs if r.status == "done"]
     by_seed_base = {r.seed: r.test for r in done if r.strategy == BASELINE}
     base_mean = _mean_dicts([r.test for r in done if r.strategy == BASELINE])
+    skip = frozenset(t for b in by_seed_base.values() for t in excluded_from_delta(b))
     groups: dict[str, list[RunResult]] = {}
     for r in done:
         groups.setdefault(r.strategy, []).append(r)
     equal_step = statistics.fmean(r.step_s for r in groups["equal"]) if "equal" in groups else None
     rows = []
     for name, rs in groups.items():
-        deltas = [] if name == BASELINE else [delta_m(r.test, by_seed_base.get(r.seed, base_mean)) for r in rs]
+        deltas = [] if name == BASELINE else [delta_m(r.test, by_seed_base.get(r.seed, base_mean), skip=skip)
+                                              for r in rs]
         rows.append(TableRow(
             strategy=name, family=rs[0].family, mean=_mean_dicts([r.test for r in rs]),
             std={t: statistics.pstdev([r.test[t] for r in rs if t in r.test]) if len(rs) > 1 else 0.0

@@ -56,6 +56,7 @@ def test_delta_m_skips_tasks_without_a_score_and_ignores_extra_ones():
     # a ~0 baseline (entity F1 0.0 after a short run) is left out, not a 10^8 % change
     assert delta_m({"a": 1.1, "ner": 0.09}, {"a": 1.0, "ner": 0.0}) == pytest.approx(10.0)
     assert excluded_from_delta({"a": 1.0, "ner": 0.0, "r": -0.005}) == ["ner", "r"]
+    assert delta_m({"a": 1.1, "ner": 0.0}, {"a": 1.0, "ner": 0.04}, skip=frozenset({"ner"})) == pytest.approx(10.0)
 
 
 # --- the strategy table ------------------------------------------------------------------------------------------
@@ -309,3 +310,13 @@ def test_every_strategy_builds_a_valid_training_config():
         TrainConfig(**s.train)
         ModelConfig(**s.model)
         assert s.family in ("weighting", "gradient", "sharing", "sampling") and s.about
+
+
+def test_a_task_near_zero_in_one_seeds_baseline_is_left_out_of_every_seed():
+    def run(strategy, seed, a, ner):
+        return RunResult(strategy, "baseline" if strategy == BASELINE else "weighting", seed, {"a": a, "ner": ner},
+                         {}, 0.0, 0, 1.0, 1.0, 1.0)
+
+    runs = [run(BASELINE, 0, 1.0, 0.0), run(BASELINE, 1, 1.0, 0.04), run("equal", 0, 1.1, 0.0), run("equal", 1, 1.1, 0.0)]
+    (row,) = [r for r in strategy_table(runs, ["a", "ner"]) if r.strategy == "equal"]
+    assert row.delta_m == pytest.approx(10.0) and row.delta_m_std == pytest.approx(0.0)
