@@ -14,21 +14,17 @@ from mtl_core.lab.results import (
 from mtl_core.ops import worker
 from mtl_core.store import create_job, list_jobs, start_job
 from mtl_core.store.db import open_store
-from tests.helpers import ROOT
+from tests.helpers.apptest import open_page, page_texts
 from tests.helpers.lab_jobs import TASKS, a_run, add_lab, all_runs, lab_result
 from tests.helpers.rounds import frame
 
 
 def _lab_page() -> AppTest:
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
-    at.run()
-    return at.switch_page("app_pages/lab.py").run()
+    return open_page("app_pages/lab.py")
 
 
 def _texts(at: AppTest) -> str:
-    parts = [e.value for kind in ("markdown", "caption", "info", "warning", "error", "success", "subheader")
-             for e in getattr(at, kind)]
-    return "\n".join(str(p) for p in parts).replace("\\", "")
+    return page_texts(at)
 
 
 def test_no_jobs_shows_the_form(workspace):

@@ -11,6 +11,7 @@ from mtl_core.ops import worker
 from mtl_core.store import create_job, top_queue
 from mtl_core.store.db import open_store
 from tests.helpers import ROOT
+from tests.helpers.apptest import open_page, page_texts
 from tests.helpers.rounds import (
     add_corrections,
     add_round_version,
@@ -22,15 +23,11 @@ from tests.helpers.rounds import (
 
 
 def _train_page() -> AppTest:
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
-    at.run()
-    return at.switch_page("app_pages/train.py").run()
+    return open_page("app_pages/train.py")
 
 
 def _texts(at: AppTest) -> str:
-    parts = [e.value for kind in ("markdown", "caption", "info", "warning", "error", "success", "subheader")
-             for e in getattr(at, kind)]
-    return "\n".join(str(p) for p in parts)
+    return page_texts(at)
 
 
 def test_no_corrections_says_so(workspace):
