@@ -218,13 +218,14 @@ class TinyNet(nn.Module):
         torch.manual_seed(seed)
         self.encoder = nn.Linear(4, 5)
         self.heads = nn.ModuleDict({"a": nn.Linear(5, 1), "b": nn.Linear(5, 1)})
-        self.x = torch.randn(8, 3, 4)  # (B, T, in): the combiner's features are (B, T, H)
+        self.x = torch.randn(8, 3, 4)  # (B, T, in)
         w = torch.randn(4, 1)
         self.targets = {"a": self.x @ w, "b": -(self.x @ w) + 0.5}
 
-    def losses(self) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    def losses(self) -> dict[str, torch.Tensor]:
+        """Both losses from one forward pass: one graph (the combiner must keep it for the second task)."""
         features = torch.tanh(self.encoder(self.x))
-        return {n: ((h(features) - self.targets[n]) ** 2).mean() for n, h in self.heads.items()}, features
+        return {n: ((h(features) - self.targets[n]) ** 2).mean() for n, h in self.heads.items()}
 
     def split(self):
         return list(self.encoder.parameters()), {n: list(h.parameters()) for n, h in self.heads.items()}
@@ -238,7 +239,7 @@ def _flat_grad(loss, params):
 def test_joint_combiner_fills_shared_grad_with_the_aggregate_and_heads_with_their_own(name):
     net = TinyNet()
     shared, per_task = net.split()
-    losses, features = net.losses()
+    losses = net.losses()
     jac = torch.stack([_flat_grad(losses[n], shared) for n in ("a", "b")])  # (2 tasks, shared params)
     head_grads = {n: [g.clone() for g in torch.autograd.grad(losses[n], per_task[n], retain_graph=True)]
                   for n in per_task}
@@ -246,7 +247,7 @@ def test_joint_combiner_fills_shared_grad_with_the_aggregate_and_heads_with_thei
     expected = make_aggregator(name, 2)(jac.clone())  # a fresh one: stateful aggregators are at step 0 too
 
     comb = JointCombiner(name, ["a", "b"])
-    comb.backward(losses, features, shared, per_task)
+    comb.backward(losses, shared, per_task)
     got = torch.cat([p.grad.flatten() for p in shared])
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
     for n, params in per_task.items():
@@ -262,7 +263,7 @@ def _shared_step_losses(net: TinyNet, direction: list[torch.Tensor], lr: float) 
     with torch.no_grad():
         for p, g in zip(shared, direction, strict=True):
             p -= lr * g
-        after = {n: float(v) for n, v in net.losses()[0].items()}
+        after = {n: float(v) for n, v in net.losses().items()}
         for p, g in zip(shared, direction, strict=True):
             p += lr * g
     return after
@@ -274,12 +275,12 @@ def test_joint_combiner_step_lowers_both_losses_where_the_sum_does_not(name):
     gradient lowers both losses on a toy where the plain sum of the task gradients raises task a's."""
     net = TinyNet(seed=4)  # |g_b| > |g_a| there, and they conflict: the sum's step increases loss a
     shared, per_task = net.split()
-    before, features = net.losses()
+    before = net.losses()
     plain = [sum(gs) for gs in zip(*(torch.autograd.grad(before[n], shared, retain_graph=True) for n in "ab"))]
     with_sum = _shared_step_losses(net, plain, 1e-3)
     assert with_sum["a"] > float(before["a"].detach())  # the toy really needs an aggregator
 
-    JointCombiner(name, ["a", "b"]).backward(before, features, shared, per_task)
+    JointCombiner(name, ["a", "b"]).backward(before, shared, per_task)
     after = _shared_step_losses(net, [p.grad for p in shared], 1e-3)
     assert all(after[n] < float(before[n].detach()) for n in before), (before, after)
 
@@ -290,9 +291,9 @@ def test_joint_combiner_gradnorm_reports_its_weights():
     comb = JointCombiner("gradnorm", ["a", "b"])
     for _ in range(3):
         net.zero_grad(set_to_none=True)
-        losses, features = net.losses()
+        losses = net.losses()
         used = comb.aggregator.weights.clone()  # what this step combines with; GradNorm then updates them
-        comb.backward(losses, features, shared, per_task)
+        comb.backward(losses, shared, per_task)
         torch.testing.assert_close(torch.tensor(list(comb.last_weights.values())), used)
         assert sum(comb.last_weights.values()) == pytest.approx(2.0)
         with torch.no_grad():
@@ -306,13 +307,13 @@ def test_joint_combiner_famo_gradients_and_weight_update():
     shared, per_task = net.split()
     comb = JointCombiner("famo", ["a", "b"])
     assert not comb.needs_jacobian and comb.last_weights == {"a": 1.0, "b": 1.0}
-    losses, features = net.losses()
+    losses = net.losses()
     # with FAMO's logits at 0 the update is Σ c_i ∇L_i, c_i = (1/L_i) / Σ_j (1/L_j): a convex combination
     inv = torch.stack([1 / losses[n].detach() for n in ("a", "b")])
     c = inv / inv.sum()
     jac = torch.stack([_flat_grad(losses[n], shared) for n in ("a", "b")])
     head_grads = {n: _flat_grad(losses[n], per_task[n]) for n in per_task}
-    comb.backward(losses, features, shared, per_task)
+    comb.backward(losses, shared, per_task)
     torch.testing.assert_close(torch.cat([p.grad.flatten() for p in shared]), c @ jac)
     for i, n in enumerate(("a", "b")):
         torch.testing.assert_close(torch.cat([p.grad.flatten() for p in per_task[n]]), c[i] * head_grads[n])
@@ -322,14 +323,14 @@ def test_joint_combiner_famo_gradients_and_weight_update():
     with torch.no_grad():
         for p in net.parameters():
             p -= 0.1 * p.grad
-    again, _ = net.losses()
+    again = net.losses()
     comb.after_step({n: v.detach() for n, v in again.items()})
     assert not torch.equal(comb.famo._w.detach(), logits)
     assert comb.famo._w.grad is None  # FAMO steps its own logits, nothing leaks to the model's optimizer
 
     net.zero_grad(set_to_none=True)
-    losses, features = net.losses()
-    comb.backward(losses, features, shared, per_task)
+    losses = net.losses()
+    comb.backward(losses, shared, per_task)
     weights = comb.last_weights
     assert sum(weights.values()) == pytest.approx(2.0) and weights["a"] != pytest.approx(weights["b"])
 
@@ -387,3 +388,50 @@ def test_pipeline_trains_with_aggregator(toy, tmp_path, name):
         numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
         assert numbers and all(math.isfinite(v) for v in numbers.values()), (task, metrics)
     assert math.isfinite(report["test"]["average"])
+
+
+def test_per_task_forwards_give_the_jacobian_of_the_concatenated_batch(toy, tmp_path):
+    """train/step.py runs each task's rows alone so that a task's backward covers its rows only; the Jacobian
+    handed to the aggregator must equal torchjd's `mtl_backward` on the one concatenated batch (dropout off)."""
+    from torchjd.autojac import mtl_backward
+    from transformers import AutoTokenizer
+
+    from mtl_core.model.features import featurize
+    from mtl_core.model.modeling import build_model
+    from mtl_core.train.pipeline import prepare
+    from mtl_core.train.step import _param_split, collate_task, concat_inputs, per_task_losses, task_losses
+
+    task_file, enc = toy
+    tf, prepared = prepare(task_file, home=tmp_path)
+    tok = AutoTokenizer.from_pretrained(enc)
+    specs = tf.tasks
+    batches = {s.name: collate_task(featurize(s, prepared[s.name]["train"][:3 + i], tok, 32), s.kind,
+                                    tok.pad_token_id, len(s.tag_names) if s.kind == "token_classification"
+                                    else len(s.labels)) for i, s in enumerate(specs)}  # different widths
+    kinds, names = {s.name: s.kind for s in specs}, [s.name for s in specs]
+    torch.manual_seed(0)
+    model = build_model(specs, ModelConfig(encoder=str(enc), max_length=32)).eval()
+    shared, per_task = _param_split(model, names)
+
+    ids, mask, shapes = concat_inputs(batches)
+    states = model.encoder(input_ids=ids, attention_mask=mask, return_dict=True).last_hidden_state
+    joint = task_losses(model, model._heads(names, states, mask, shapes), batches, kinds, torch.device("cpu"))
+    mtl_backward([joint[n] for n in names], features=states, tasks_params=[per_task[n] for n in names],
+                 shared_params=shared)
+    expected = torch.cat([p.jac.flatten(1) for p in shared], dim=1)  # (tasks, shared params)
+    heads_expected = {n: [p.grad.clone() for p in per_task[n]] for n in names}
+    for p in model.parameters():
+        p.grad = None
+        if hasattr(p, "jac"):
+            del p.jac
+
+    comb = JointCombiner("upgrad", names)
+    captured = {}
+    comb.aggregator.register_forward_pre_hook(lambda _m, args: captured.setdefault("jac", args[0].clone()))
+    comb.backward(per_task_losses(model, batches, kinds, torch.device("cpu")), shared, per_task)
+    torch.testing.assert_close(captured["jac"], expected, atol=1e-6, rtol=1e-4)
+    torch.testing.assert_close(torch.cat([p.grad.flatten() for p in shared]),
+                               make_aggregator("upgrad", len(names))(expected), atol=1e-6, rtol=1e-4)
+    for n in names:
+        for p, g in zip(per_task[n], heads_expected[n], strict=True):
+            torch.testing.assert_close(p.grad, g, atol=1e-6, rtol=1e-4)
