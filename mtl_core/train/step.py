@@ -1,5 +1,6 @@
-"""One optimizer step of the training loop: draw the step's batches, run the shared encoder once over them,
-combine the task losses (a loss weighting, or a Jacobian aggregator: aggregators.py), update."""
+"""One optimizer step of the training loop: draw the step's batches, run the shared encoder over them (once over
+all rows; per task for a Jacobian aggregator), combine the task losses (a loss weighting, or an aggregator:
+aggregators.py), update."""
 
 from __future__ import annotations
 
@@ -67,7 +68,8 @@ def step(model, weighting, opt, sched, batches: dict, kinds: dict, device, clip,
          combiner: JointCombiner | None = None) -> dict[str, float]:
     """One optimizer step; with several tasks, the shared encoder runs once over the concatenated rows.
     `dist` (several processes): each loss is this rank's part of the global one; the values returned are global.
-    `combiner`: the tasks' gradients on the shared encoder are aggregated (aggregators.py) instead of summed."""
+    `combiner`: the tasks' gradients on the shared encoder are aggregated (aggregators.py) instead of summed;
+    each task's rows then run on their own (`per_task_losses`)."""
     names, observed = list(batches), {}
     opt.zero_grad(set_to_none=True)
     if combiner is not None:
@@ -77,8 +79,8 @@ def step(model, weighting, opt, sched, batches: dict, kinds: dict, device, clip,
         ids, mask, shapes = (t.to(device) for t in concat_inputs(batches))
         with _amp(device):
             logits = model(input_ids=ids, attention_mask=mask, tasks=names, shape_ids=shapes).logits
-        losses, observed = dist.combine(task_losses(model, logits, batches, kinds, device)) if dist else \
-            (task_losses(model, logits, batches, kinds, device), {})
+        losses = task_losses(model, logits, batches, kinds, device)
+        losses, observed = dist.combine(losses) if dist else (losses, {})
         total = sum(weighting(n, raw, observed.get(n)) for n, raw in losses.items())
         total.backward()
         if dist is not None:

@@ -1,14 +1,23 @@
-"""The Lab page in a real headless Chromium: a finished lab's table (best strategy marked), its tabs (conflict,
-affinity heatmap with the task splits, dev curves), and "Use as default recipe" writing the workspace's recipe."""
+"""The Lab page in a real headless Chromium: starting an experiment (a double click starts one lab), the running
+lab found again after a reload and after Back/Forward, then its result; a finished lab's table (best strategy
+marked), its tabs (conflict, affinity heatmap with the task splits, dev curves), and "Use as default recipe"
+writing the workspace's recipe.
+
+The running lab is a fast fake (tests/helpers/fake_lab_job.py) that waits at a gate file, so the running view
+stays up for as long as the test looks at it."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
+from tests.helpers import ROOT
 from tests.helpers.browser_wait import wait_for
 from tests.helpers.lab_jobs import add_lab, all_runs, lab_result
 
 pytestmark = pytest.mark.browser
+EXCEPTION = '[data-testid="stException"]'
 
 
 def _tab(driver, name: str):
@@ -41,3 +50,67 @@ def test_finished_lab_tabs_and_recipe(served_app, workspace):
     button.click()
     wait_for(lambda: "default recipe" in driver.find_element(By.TAG_NAME, "body").text.lower() and load_recipe(workspace))
     assert load_recipe(workspace)["train"] == {"batching": "all", "aggregator": "pcgrad"}
+
+
+@pytest.fixture
+def lab_gate(workspace, monkeypatch, tmp_path):
+    """The server's worker runs the fake lab (its environment is inherited); -> the gate file that ends it."""
+    monkeypatch.setenv("MTL_STUDIO_JOB_MODULES", "tests.helpers.fake_lab_job")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
+    gate = tmp_path / "release_lab"
+    monkeypatch.setenv("MTL_TEST_LAB_GATE", str(gate))
+    return gate
+
+
+def _lab_jobs(home) -> list[tuple[int, str]]:
+    from mtl_core.store import list_jobs
+    from mtl_core.store.db import open_store
+
+    engine, sessions = open_store(home)
+    try:
+        with sessions() as s:
+            return [(j.id, j.status) for j in list_jobs(s, kind="lab")]
+    finally:
+        engine.dispose()
+
+
+def _running_view(driver) -> bool:
+    from selenium.webdriver.common.by import By
+
+    text = driver.find_element(By.TAG_NAME, "body").text
+    return ("Cancel lab" in text and "step " in text and not driver.find_elements(By.CSS_SELECTOR, EXCEPTION)
+            and bool(driver.find_elements(By.CSS_SELECTOR, '[data-testid="stProgress"]')))
+
+
+def test_start_reload_navigate_then_the_result(lab_gate, served_app, workspace):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    driver = served_app.driver
+    driver.get(f"{served_app.url}/lab")
+    start = wait_for(lambda: [b for b in driver.find_elements(By.TAG_NAME, "button")
+                              if b.text == "Start experiment"])[0]
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", start)
+    ActionChains(driver).double_click(start).perform()  # an impatient user: one lab, not two
+    wait_for(lambda: _running_view(driver), timeout=60)
+    wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, ".js-plotly-plot"), timeout=60)  # live curves drawn
+    assert len(_lab_jobs(workspace)) == 1
+
+    driver.refresh()  # found again from the jobs table, not started twice
+    wait_for(lambda: _running_view(driver), timeout=60)
+    driver.get(served_app.url)  # another page, then Back to the lab and Forward again
+    wait_for(lambda: "Cancel lab" not in driver.find_element(By.TAG_NAME, "body").text
+             and driver.find_elements(By.CSS_SELECTOR, 'textarea[aria-label="Text"]'), timeout=60)
+    driver.back()
+    wait_for(lambda: _running_view(driver), timeout=60)
+    driver.forward()
+    wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, 'textarea[aria-label="Text"]'), timeout=60)
+    driver.back()
+    wait_for(lambda: _running_view(driver), timeout=60)
+    assert [status for _, status in _lab_jobs(workspace)] == ["running"]
+
+    lab_gate.touch()  # the lab ends: the page turns into its result by itself (the progress fragment reruns it)
+    wait_for(lambda: "★ pcgrad" in driver.find_element(By.TAG_NAME, "body").text, timeout=60)
+    assert not driver.find_elements(By.CSS_SELECTOR, EXCEPTION)
+    assert [status for _, status in _lab_jobs(workspace)] == ["done"]
+    assert "Start experiment" in driver.find_element(By.TAG_NAME, "body").text  # the form is back under it
