@@ -120,7 +120,8 @@ def report(result, wall: float, env: str) -> str:
              f"Budget {b['name']}: {b['steps']} steps x batch {b['batch_size']} (every task {b['batch_size'] // len(result.tasks)} "
              f"rows per joint step), texts cut at {b['max_length']} tokens, dev {b['dev_cap']} / test {b['test_cap']} "
              f"examples per task; {seeds} seed(s). **Lab wall time: {wall / 60:.1f} min** "
-             f"({len(result.runs)} runs incl. cached baselines).", "", render_table(result), ""]
+             f"({sum(r.strategy != 'single_task' for r in result.runs)} strategy runs, plus the single-task "
+             "baselines: trained, or reused from the workspace's cache).", "", render_table(result), ""]
     conflict = result.conflict or {}
     if conflict.get("fraction"):
         lines.append(f"Conflicting gradient pairs ({conflict['run']}), per probe: "
