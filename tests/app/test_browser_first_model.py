@@ -14,6 +14,7 @@ import pytest
 
 from tests.helpers import ROOT
 from tests.helpers.browser_wait import wait_for
+from tests.helpers.workspace import job_statuses
 
 pytestmark = pytest.mark.browser
 
@@ -57,18 +58,6 @@ def _training_panel_shown(driver) -> bool:
             and bool(driver.find_elements(By.CSS_SELECTOR, CHART)))
 
 
-def _first_run_jobs(home):
-    from mtl_core.store import list_jobs
-    from mtl_core.store.db import open_store
-
-    engine, sessions = open_store(home)
-    try:
-        with sessions() as s:
-            return [(j.id, j.status) for j in list_jobs(s, kind="train_default")]
-    finally:
-        engine.dispose()
-
-
 def test_first_model_trains_then_the_page_turns_into_predict(served_app, flow, workspace, tmp_path):
     from selenium.webdriver.common.by import By
 
@@ -85,7 +74,7 @@ def test_first_model_trains_then_the_page_turns_into_predict(served_app, flow, w
     driver.refresh()  # the job is found again, not started a second time
     wait_for(lambda: _training_panel_shown(driver), what="the training panel after a reload")
     assert not driver.find_elements(By.CSS_SELECTOR, EXCEPTION)
-    jobs = _first_run_jobs(workspace)
+    jobs = job_statuses(workspace, "train_default")
     assert len(jobs) == 1 and jobs[0][1] == "running", jobs
 
     driver.execute_script("window.__mtlSamePage = true;")  # gone if the page is loaded again
@@ -104,5 +93,5 @@ def test_first_model_trains_then_the_page_turns_into_predict(served_app, flow, w
 
     reg = Registry(workspace)
     assert reg.active is not None and reg.get(reg.active).note == QUICK_NOTE
-    wait_for(lambda: _first_run_jobs(workspace)[0][1] == "done", timeout=30, what="the job finishing")
-    assert len(_first_run_jobs(workspace)) == 1
+    wait_for(lambda: job_statuses(workspace, "train_default")[0][1] == "done", timeout=30, what="the job finishing")
+    assert len(job_statuses(workspace, "train_default")) == 1

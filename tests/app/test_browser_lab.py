@@ -15,6 +15,7 @@ import pytest
 from tests.helpers import ROOT
 from tests.helpers.browser_wait import wait_for
 from tests.helpers.lab_jobs import add_lab, all_runs, lab_result
+from tests.helpers.workspace import job_statuses
 
 pytestmark = pytest.mark.browser
 EXCEPTION = '[data-testid="stException"]'
@@ -62,18 +63,6 @@ def lab_gate(workspace, monkeypatch, tmp_path):
     return gate
 
 
-def _lab_jobs(home) -> list[tuple[int, str]]:
-    from mtl_core.store import list_jobs
-    from mtl_core.store.db import open_store
-
-    engine, sessions = open_store(home)
-    try:
-        with sessions() as s:
-            return [(j.id, j.status) for j in list_jobs(s, kind="lab")]
-    finally:
-        engine.dispose()
-
-
 def _running_view(driver) -> bool:
     from selenium.webdriver.common.by import By
 
@@ -94,7 +83,7 @@ def test_start_reload_navigate_then_the_result(lab_gate, served_app, workspace):
     ActionChains(driver).double_click(start).perform()  # an impatient user: one lab, not two
     wait_for(lambda: _running_view(driver), timeout=60)
     wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, ".js-plotly-plot"), timeout=60)  # live curves drawn
-    assert len(_lab_jobs(workspace)) == 1
+    assert len(job_statuses(workspace, "lab")) == 1
 
     driver.refresh()  # found again from the jobs table, not started twice
     wait_for(lambda: _running_view(driver), timeout=60)
@@ -107,10 +96,10 @@ def test_start_reload_navigate_then_the_result(lab_gate, served_app, workspace):
     wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, 'textarea[aria-label="Text"]'), timeout=60)
     driver.back()
     wait_for(lambda: _running_view(driver), timeout=60)
-    assert [status for _, status in _lab_jobs(workspace)] == ["running"]
+    assert [status for _, status in job_statuses(workspace, "lab")] == ["running"]
 
     lab_gate.touch()  # the lab ends: the page turns into its result by itself (the progress fragment reruns it)
     wait_for(lambda: "★ pcgrad" in driver.find_element(By.TAG_NAME, "body").text, timeout=60)
     assert not driver.find_elements(By.CSS_SELECTOR, EXCEPTION)
-    assert [status for _, status in _lab_jobs(workspace)] == ["done"]
+    assert [status for _, status in job_statuses(workspace, "lab")] == ["done"]
     assert "Start experiment" in driver.find_element(By.TAG_NAME, "body").text  # the form is back under it
