@@ -81,7 +81,11 @@ def test_start_reload_navigate_then_the_result(lab_gate, served_app, workspace):
                               if b.text == "Start experiment"])[0]
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", start)
     ActionChains(driver).double_click(start).perform()  # an impatient user: one lab, not two
-    wait_for(lambda: _running_view(driver), timeout=60)
+    try:  # the worker's first start imports every job module: slow on a fresh clone
+        wait_for(lambda: _running_view(driver), what="the running lab")
+    except TimeoutError as exc:
+        logs = {p.name: p.read_text(errors="replace")[-2000:] for p in (workspace / "jobs").glob("*.log")}
+        raise AssertionError(f"{exc}; jobs {job_statuses(workspace, 'lab')}; worker logs {logs}") from exc
     wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, ".js-plotly-plot"), timeout=60)  # live curves drawn
     assert len(job_statuses(workspace, "lab")) == 1
 
