@@ -197,8 +197,9 @@ def train(model: MultiTaskModel, tokenizer: PreTrainedTokenizerBase, task_file: 
             if on_step is not None:
                 on_step(step)
             bar.update(1)
-            if step % cfg.log_every and step != cfg.steps:  # every step moves a UI bar
+            if step % cfg.log_every and step != cfg.steps:  # every step moves a UI bar and may be cancelled
                 reporter.progress(step, cfg.steps, f"training: step {step}/{cfg.steps}")
+                reporter.check_cancelled()  # not only at logged steps: 50 steps can be minutes on a CPU
             else:
                 row = {"step": step, "loss": {n: float(np.mean(v)) for n, v in window.items()},
                        "weights": combiner.last_weights if combiner else weighting.current(), "elapsed": time.perf_counter() - t0}

@@ -84,6 +84,18 @@ def test_cancel_keeps_best_and_reports(toy, tmp_path):
     assert report["stopped"] == "cancelled" and report["best_step"] == 20
 
 
+def test_cancel_between_logged_steps_stops_at_the_next_step(toy, tmp_path):
+    """Cancel is checked after every step, not only at logged ones (every 50 steps by default: minutes on a
+    busy CPU, while the page says "cancelling")."""
+    task_file, enc = toy
+    cfg = TrainConfig(steps=60, batch_size=8, eval_every=60, log_every=50, freeze_layers=0)
+    reporter = RecordingReporter(cancel_at_step=7)
+    _, report = train_new_version(task_file, ModelConfig(encoder=str(enc), max_length=32), cfg, home=tmp_path,
+                                  progress=False, reporter=reporter)
+    assert report["stopped"] == "cancelled"
+    assert max(step for step, total, _ in reporter.progresses if total == 60) == 7
+
+
 def test_sampler_distributions():
     sizes = {"big": 900, "small": 100}
     draw = lambda how, t=2.0: [TaskSampler(sizes, how, t, random.Random(0)).next() for _ in range(1)]  # noqa: E731
