@@ -39,7 +39,9 @@ def _parser() -> argparse.ArgumentParser:
 
     tr = sub.add_parser("train", help="train a new model version from the pretrained encoder")
     tr.add_argument("--task-file", default=str(DEFAULT_TASK_FILE))
-    tr.add_argument("--quick", action="store_true", help="~3 minute run: fewer steps, smaller dev evaluation")
+    size = tr.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="~3 minute run: fewer steps, smaller dev evaluation")
+    size.add_argument("--full", action="store_true", help="~35 minute run (2 CPU cores): 2.25x the default steps")
     tr.add_argument("--if-missing", action="store_true", help="do nothing when a model version already exists")
     tr.add_argument("--no-activate", action="store_true", help="register without making it the active version")
     tr.add_argument("--progress-file", help="write the latest progress event as JSON here (for UIs)")
@@ -106,7 +108,7 @@ def cmd_train(args) -> int:
     from mtl_core.model.registry import Registry
     from mtl_core.progress import ProgressFile
     from mtl_core.train import distributed
-    from mtl_core.train.pipeline import train_new_version
+    from mtl_core.train.pipeline import FULL, train_new_version
     from mtl_core.train.recipe import with_recipe  # the Lab page's "Use as default recipe"
 
     if args.if_missing and Registry(args.home).active:
@@ -118,10 +120,12 @@ def cmd_train(args) -> int:
     distributed.init_from_env()  # under torchrun: this process is one rank (docs/SCALING.md)
     reporter = ProgressFile(args.progress_file) if args.progress_file and distributed.is_main() else None
     try:
-        train_over, model_over = with_recipe(args.home, _pick(TrainConfig, args), _pick(ModelConfig, args))
+        explicit = {**(FULL if args.full else {}), **_pick(TrainConfig, args)}  # given options win over --full
+        train_over, model_over = with_recipe(args.home, explicit, _pick(ModelConfig, args))
         info, report = train_new_version(
-            args.task_file, ModelConfig(**model_over), TrainConfig(**train_over),
-            quick=args.quick, home=args.home, note=args.note, activate=not args.no_activate, reporter=reporter,
+            args.task_file, ModelConfig(**model_over), TrainConfig(**train_over), quick=args.quick,
+            home=args.home, note=args.note or ("full training" if args.full else ""), activate=not args.no_activate,
+            reporter=reporter,
         )
     except Exception as exc:
         if reporter:

@@ -75,3 +75,34 @@ def test_train_flags_reach_the_model_config():
     args = _parser().parse_args(["train", "--word-shape", "0", "--crf", "true"])
     assert ModelConfig(**_pick(ModelConfig, args)) == ModelConfig(word_shape=0, crf=True)
     assert ModelConfig(**_pick(ModelConfig, _parser().parse_args(["train"]))).word_shape == 16  # default on
+
+
+@pytest.mark.parametrize(
+    "argv, steps, eval_every, note",
+    [
+        ([], 2000, 500, ""),  # the default recipe
+        (["--full"], 4500, 500, "full training"),
+        (["--full", "--steps", "3000"], 3000, 500, "full training"),  # a given option wins over --full
+        (["--full", "--note", "mine"], 4500, 500, "mine"),
+    ],
+)
+def test_full_recipe_and_given_options(tmp_path, monkeypatch, argv, steps, eval_every, note):
+    import mtl_core.train.pipeline as pipeline
+
+    seen = {}
+
+    def fake_train(task_file, model_config, train_config, **kw):
+        seen.update(train=train_config, **kw)
+        raise RuntimeError("stop here")  # the CLI's error path; the configs are what this test checks
+
+    monkeypatch.setattr(pipeline, "train_new_version", fake_train)
+    with pytest.raises(RuntimeError, match="stop here"):
+        main(["--home", str(tmp_path), "train", *argv])
+    assert (seen["train"].steps, seen["train"].eval_every, seen["note"]) == (steps, eval_every, note)
+    assert seen["quick"] is False
+
+
+def test_quick_and_full_exclude_each_other(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--home", str(tmp_path), "train", "--quick", "--full"])
+    assert "not allowed with" in capsys.readouterr().err
