@@ -26,8 +26,12 @@ flash, show_flash = one_shot("_lab_flash")
 DEFAULT_STRATEGIES = ["equal", "pcgrad", "upgrad"]
 STRATEGY_ORDER = [s.name for f in FAMILIES for s in STRATEGIES.values() if s.family == f]
 BUDGET_CHOICES = ("quick", "default", "custom")
-BUDGET_CAPTIONS = [f"{b.steps:,} steps per run, batch {b.batch_size:d}, texts cut at {b.max_length:d} tokens"
-                   for b in BUDGETS.values()] + ["your number of steps per run on the quick budget's data"]
+# measured on a quiet 2-core CPU (docs/LAB.md): the whole quick lab (25 runs) in 22 min; default-budget runs
+# 23 min (UPGrad) to ~41 min (equal: one joint batch padded to the longest text of any task)
+CPU_TIME = {"quick": "about a minute a run on 2 CPU cores", "default": "25-45 min a run on 2 CPU cores"}
+BUDGET_CAPTIONS = [f"{b.steps:,} steps per run, batch {b.batch_size:d}, texts cut at {b.max_length:d} tokens; "
+                   f"{CPU_TIME[name]}" for name, b in BUDGETS.items()] + [
+    "your number of steps per run on the quick budget's data"]
 BASELINE_NOTE = ("Single-task baselines (one model per task) are always included: Δm% is measured against them. "
                  "They are computed once and cached, so later experiments on the same tasks and budget reuse them.")
 RUNNING = lab_service.ACTIVE_STATUSES

@@ -36,6 +36,8 @@ def test_no_jobs_shows_the_form(workspace):
         "sentiment", "sentiment_score", "topic", "question_type", "spam", "ner"]
     assert "baselines" in _texts(at) and "cached" in _texts(at)
     assert "lab_steps" not in {w.key for w in at.number_input}  # only with a custom budget
+    budget = at.radio(key="lab_budget")  # each budget says what a run costs on this kind of machine
+    assert len(budget.options) == 3 and sum("CPU cores" in c for c in budget.proto.captions) == 2
 
 
 def test_page_renders_without_a_model(empty_workspace):
