@@ -21,7 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench.common import parser, setup  # noqa: E402
 
-METHODS = ["equal", "pcgrad", "cagrad", "imtl", "aligned_mtl", "nash_mtl", "upgrad", "mgda", "famo", "gradnorm"]
+# "equal_one_pass": the summed loss with one encoder pass over every task's rows padded to the widest (what
+# `step` did before SPLIT_WASTE); "equal": `step`'s choice (a pass per task when padding would waste work)
+METHODS = ["equal_one_pass", "equal", "pcgrad", "cagrad", "imtl", "aligned_mtl", "nash_mtl", "upgrad", "mgda", "famo", "gradnorm"]
 
 
 def main() -> None:
@@ -40,7 +42,7 @@ def main() -> None:
     from mtl_core.train.aggregators import JointCombiner
     from mtl_core.train.loop import TrainConfig, _freeze
     from mtl_core.train.pipeline import prepare
-    from mtl_core.train.step import collate_task, step
+    from mtl_core.train.step import collate_task, split_pays, step
     from mtl_core.train.weighting import LossWeighting
 
     task_file, prepared = prepare()
@@ -69,15 +71,17 @@ def main() -> None:
             weighting = LossWeighting("equal", specs)
             opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
             sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _s: 1.0)
-            combiner = None if method == "equal" else JointCombiner(method, [s.name for s in specs])
+            combiner = None if method.startswith("equal") else JointCombiner(method, [s.name for s in specs])
+            split = False if method == "equal_one_pass" else None
             t0 = time.perf_counter()
             for batch in batches_pool:
-                step(model, weighting, opt, sched, batch, kinds, dev, cfg.grad_clip, None, combiner)
+                step(model, weighting, opt, sched, batch, kinds, dev, cfg.grad_clip, None, combiner, split)
             if rep:
                 times[method].append((time.perf_counter() - t0) / len(batches_pool))
     equal = statistics.median(times["equal"])
+    split = sum(split_pays(b, dev) for b in batches_pool)
     print(f"\n{len(specs)} tasks x {share} rows per step, max_length {args.max_length}, {args.steps} steps x "
-          f"{args.repeats} repeats (median)\n")
+          f"{args.repeats} repeats (median); 'equal' ran a pass per task on {split} of {len(batches_pool)} batches\n")
     print("| method | s/step | × equal |\n|---|---|---|")
     for method in METHODS:
         t = statistics.median(times[method])

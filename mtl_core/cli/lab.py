@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 from mtl_core.lab.config import BUDGETS, STRATEGIES
 
@@ -43,10 +44,20 @@ def cmd_lab(args) -> int:
 
 
 class _RunLines:
-    """The terminal's reporter: a line per finished run (the step-by-step bar is the Lab page's)."""
+    """The terminal's reporter: a line per finished run, and where training stands once a minute (a
+    default-budget run is ~20 min on a CPU; the step-by-step bar is the Lab page's)."""
+
+    EVERY_S = 60.0
+
+    def __init__(self) -> None:
+        self._last = time.monotonic()
 
     def progress(self, step: int, total: int | None = None, message: str | None = None) -> None:
-        pass
+        now = time.monotonic()
+        if message and now - self._last >= self.EVERY_S:
+            self._last = now
+            share = f" (lab {100 * step / total:.0f}%)" if total else ""
+            print(f"  {message}{share}", flush=True)
 
     def log(self, line: str) -> None:
         print(line, flush=True)

@@ -1,6 +1,6 @@
 """One optimizer step of the training loop: draw the step's batches, run the shared encoder over them (once over
-all rows; per task for a Jacobian aggregator), combine the task losses (a loss weighting, or an aggregator:
-aggregators.py), update."""
+all rows, or per task where padding to the widest task would waste work, and always per task for a Jacobian
+aggregator), combine the task losses (a loss weighting, or an aggregator: aggregators.py), update."""
 
 from __future__ import annotations
 
@@ -15,6 +15,10 @@ from mtl_core.train.distill import soft_loss, soft_targets
 from mtl_core.train.losses import head_crf, task_loss
 
 BATCHINGS = ("per_task", "mixed", "all")
+# one pass over the concatenated rows pads every task to the widest; past this many padded tokens per real one,
+# a pass per task is cheaper on a CPU (sentiment's 128-token reviews next to 20-token SMS: 1.24 -> 0.5 s a step,
+# bench/speed/aggregator_cost.py). On CUDA one wide pass stays: six small passes are launch-bound there.
+SPLIT_WASTE = 1.25
 
 
 def collate_task(features: list, kind: str, pad_id: int, n_out: int) -> dict[str, torch.Tensor]:
@@ -64,9 +68,19 @@ def task_losses(model, logits: dict, batches: dict, kinds: dict, device) -> dict
     return losses
 
 
+def split_pays(batches: dict, device) -> bool:
+    """Whether a forward pass per task beats one over the concatenated batch (see SPLIT_WASTE)."""
+    if len(batches) < 2 or torch.device(device).type == "cuda":
+        return False
+    widths = [(b["input_ids"].shape[0], b["input_ids"].shape[1]) for b in batches.values()]
+    padded = sum(r for r, _ in widths) * max(w for _, w in widths)
+    return padded > SPLIT_WASTE * sum(r * w for r, w in widths)
+
+
 def step(model, weighting, opt, sched, batches: dict, kinds: dict, device, clip, dist=None,
-         combiner: JointCombiner | None = None) -> dict[str, float]:
-    """One optimizer step; with several tasks, the shared encoder runs once over the concatenated rows.
+         combiner: JointCombiner | None = None, split: bool | None = None) -> dict[str, float]:
+    """One optimizer step; with several tasks, the shared encoder runs once over the concatenated rows, or once
+    per task when `split` (default: `split_pays`; never under torchrun, where DDP expects one forward a step).
     `dist` (several processes): each loss is this rank's part of the global one; the values returned are global.
     `combiner`: the tasks' gradients on the shared encoder are aggregated (aggregators.py) instead of summed;
     each task's rows then run on their own (`per_task_losses`)."""
@@ -76,10 +90,9 @@ def step(model, weighting, opt, sched, batches: dict, kinds: dict, device, clip,
         losses = per_task_losses(model, batches, kinds, device)
         combiner.backward(losses, *_param_split(model, names))
     else:
-        ids, mask, shapes = (t.to(device) for t in concat_inputs(batches))
-        with _amp(device):
-            logits = model(input_ids=ids, attention_mask=mask, tasks=names, shape_ids=shapes).logits
-        losses = task_losses(model, logits, batches, kinds, device)
+        split = split_pays(batches, device) if split is None else split
+        losses = per_task_losses(model, batches, kinds, device) if split and dist is None else \
+            _joint_losses(model, batches, kinds, device)
         losses, observed = dist.combine(losses) if dist else (losses, {})
         total = sum(weighting(n, raw, observed.get(n)) for n, raw in losses.items())
         total.backward()
@@ -93,6 +106,13 @@ def step(model, weighting, opt, sched, batches: dict, kinds: dict, device, clip,
         with torch.no_grad():
             combiner.after_step(per_task_losses(model, batches, kinds, device))
     return observed or {n: float(raw.detach()) for n, raw in losses.items()}
+
+
+def _joint_losses(model, batches: dict, kinds: dict, device) -> dict[str, torch.Tensor]:
+    ids, mask, shapes = (t.to(device) for t in concat_inputs(batches))
+    with _amp(device):
+        logits = model(input_ids=ids, attention_mask=mask, tasks=list(batches), shape_ids=shapes).logits
+    return task_losses(model, logits, batches, kinds, device)
 
 
 def per_task_losses(model, batches: dict, kinds: dict, device) -> dict[str, torch.Tensor]:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 
+from mtl_core.cli.lab import _RunLines
 from mtl_core.cli.main import main
 from mtl_core.lab.results import BASELINE, LabResult
 from tests.helpers.toy import make_tiny_encoder_dir, write_toy_tasks
 
 
-def test_lab_prints_the_table_and_writes_json(tmp_path, capsys):
+def test_lab_prints_the_table_and_writes_json(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(_RunLines, "EVERY_S", 0.0)  # a progress line at every step, not once a minute
     (tmp_path / "toy").mkdir()
     tasks, enc = write_toy_tasks(tmp_path / "toy"), make_tiny_encoder_dir(tmp_path / "enc")
     out = tmp_path / "lab.json"
@@ -19,6 +21,7 @@ def test_lab_prints_the_table_and_writes_json(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "| strategy | family | Δm% | polarity | score | things |" in printed
     assert "run 1/5: equal, seed 0: done" in printed  # a line per finished run
+    assert "step 4/4 (lab " in printed  # where training stands, while it runs
     assert "TensorBoard: tensorboard --logdir" in printed
     result = LabResult.from_dict(json.loads(out.read_text()))
     assert {r.strategy for r in result.table} == {"equal", "upgrad", BASELINE}
