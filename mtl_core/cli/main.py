@@ -49,10 +49,12 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--json", action="store_true", help="print the report as JSON")
     add_nproc(tr)
     for f in fields(ModelConfig) + fields(TrainConfig):
-        if f.name in ("tasks",):
+        if f.name in ("tasks", "private_tasks"):
             continue
         tr.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=None, type=_type_of(f))
     tr.add_argument("--tasks", nargs="+", default=None, help="train only these tasks")
+    tr.add_argument("--private-tasks", nargs="+", default=None,
+                    help="with --shared-layers K: only these tasks get their own layers above K (default: every task)")
 
     ev = sub.add_parser("evaluate", help="metrics of a version on a split")
     ev.add_argument("--version")

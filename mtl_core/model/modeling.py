@@ -5,19 +5,18 @@ Tensor shapes: B = batch, T = tokens, H = hidden size, L = layers, A = attention
 
 from __future__ import annotations
 
-import copy
 import logging
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel
-from transformers.masking_utils import create_bidirectional_mask
 
-from mtl_core.model.crf import crf_scores, make_crf
+from mtl_core.model.crf import crf_scores
 from mtl_core.model.fused_heads import FusedHeadCache
+from mtl_core.model.heads import make_head
 from mtl_core.model.mmoe import check_experts, mmoe_for
-from mtl_core.model.word_shape import N_SHAPES
+from mtl_core.model.private_layers import make_private, run_private
 from mtl_core.tasks import TaskSpec
 
 POOLINGS = ("mean", "cls")
@@ -30,6 +29,8 @@ class ModelConfig:
     encoder: str = ""  # local Hugging Face encoder dir; "" = the bundled MiniLM
     pooling: str = "mean"  # sentence representation: "mean" of tokens or the "cls" token
     shared_layers: int | None = None  # None = every layer shared; K = lower K shared, upper layers per task
+    private_tasks: list[str] | None = None  # with shared_layers: only these tasks get own upper layers, branching
+    # off the full shared encoder after layer K; None = every task (private_layers.py)
     dropout: float = 0.1  # head dropout
     max_length: int = 128  # tokens the model reads per text (longer text is truncated and reported)
     word_shape: int = 16  # token heads: size of the word-shape embedding (case, digits, @, #, URL; see
@@ -42,6 +43,8 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.pooling: {self.pooling!r} is not one of {POOLINGS}")
         if self.shared_layers is not None and self.shared_layers < 1:
             raise ValueError("ModelConfig.shared_layers: must be >= 1 (or None for full sharing)")
+        if self.private_tasks is not None and (self.shared_layers is None or not self.private_tasks):
+            raise ValueError("ModelConfig.private_tasks: needs shared_layers and at least one task")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError("ModelConfig.dropout: must be in [0, 1)")
         if not 0 <= self.word_shape <= 256:
@@ -81,37 +84,6 @@ def encoder_from_config(config) -> nn.Module:
     return encoder
 
 
-class SentenceHead(nn.Module):
-    """Pooled representation -> class logits (or one regression output)."""
-
-    def __init__(self, hidden: int, n_out: int, dropout: float):
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, n_out)
-        )
-
-    def forward(self, pooled: torch.Tensor) -> torch.Tensor:  # (B, H) -> (B, n_out)
-        return self.net(pooled)
-
-
-class TokenHead(nn.Module):
-    """Token states (+ the word-shape embedding of each piece's word) -> BIO tag logits."""
-
-    def __init__(self, hidden: int, n_out: int, dropout: float, shape_dim: int = 0, crf: bool = False):
-        super().__init__()
-        self.shape = nn.Embedding(N_SHAPES, shape_dim) if shape_dim else None
-        self.net = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden + shape_dim, n_out))
-        self.crf = make_crf(n_out) if crf else None  # logits are then the CRF's emissions
-
-    def forward(self, states: torch.Tensor, shape_ids: torch.Tensor | None = None) -> torch.Tensor:
-        # (B, T, H), shape ids (B, T) -> (B, T, n_out); no shape ids = "no word" (id 0) everywhere
-        if self.shape is not None:
-            if shape_ids is None:
-                shape_ids = torch.zeros(states.shape[:2], dtype=torch.long, device=states.device)
-            states = torch.cat([states, self.shape(shape_ids).to(states.dtype)], dim=-1)
-        return self.net(states)
-
-
 def pool(states: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
     """(B, T, H) token states -> (B, H) sentence vector."""
     if how == "cls":
@@ -137,22 +109,11 @@ class MultiTaskModel(nn.Module):
         self.tasks = {t.name: t for t in tasks}
         self.encoder = encoder
         hidden = encoder.config.hidden_size
-        self.private = nn.ModuleDict()
-        k = config.shared_layers
-        layers = getattr(getattr(encoder, "encoder", None), "layer", None)
-        if k is not None and layers is not None and k < len(layers):
-            upper = layers[k:]
-            for t in tasks:
-                self.private[t.name] = copy.deepcopy(upper)
-            encoder.encoder.layer = layers[:k]
-            encoder.config.num_hidden_layers = k
+        # task -> own upper layers; branch_from = K when only some tasks branch off the full encoder there
+        self.private, self.branch_from = make_private(encoder, [t.name for t in tasks], config.shared_layers,
+                                                      config.private_tasks)
         self.memory = nn.ModuleDict()  # task -> edit_memory.EditMemory (set by fine-tuning rounds)
-        self.heads = nn.ModuleDict()
-        for t in tasks:
-            if t.kind == "token_classification":
-                self.heads[t.name] = TokenHead(hidden, t.n_outputs, config.dropout, config.word_shape, config.crf)
-            else:
-                self.heads[t.name] = SentenceHead(hidden, t.n_outputs, config.dropout)
+        self.heads = nn.ModuleDict({t.name: make_head(t, hidden, config) for t in tasks})
         self.mmoe = mmoe_for(tasks, hidden, config.mmoe_experts)  # None when off; else gates for sentence tasks
         self._fused = FusedHeadCache()  # inference only; not part of the state dict
 
@@ -197,18 +158,21 @@ class MultiTaskModel(nn.Module):
     ) -> MultiTaskOutput:
         if output_attentions:
             self.set_attention(eager=True)
+        names = tasks or self.task_names
+        branch = self._branches(names)
         out = self.encoder(
             input_ids=input_ids,
             attention_mask=attention_mask,
             inputs_embeds=inputs_embeds,
             output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
+            output_hidden_states=output_hidden_states or branch,
             return_dict=True,
         )
         states = out.last_hidden_state
         if attention_mask is None:
             attention_mask = torch.ones(states.shape[:2], dtype=torch.long, device=states.device)
-        logits = self._heads(tasks or self.task_names, states, attention_mask, shape_ids)
+        lower = out.hidden_states[self.branch_from] if branch else None  # (B, T, H) after layer K
+        logits = self._heads(names, states, attention_mask, shape_ids, lower)
         return MultiTaskOutput(logits=logits, attentions=out.attentions if output_attentions else None,
                                pooled=pool(states, attention_mask, self.config.pooling),
                                hidden_states=out.hidden_states if output_hidden_states else None)
@@ -216,9 +180,16 @@ class MultiTaskModel(nn.Module):
     def represent(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, task: str,
                   shape_ids: torch.Tensor | None = None):
         """-> (the task head's input: (B, H) pooled or (B, T, H) token states, the head's logits without memory)."""
-        states = self.encoder(input_ids=input_ids, attention_mask=attention_mask, return_dict=True).last_hidden_state
-        rep = self._head_input(task, states, attention_mask)
+        branch = self._branches([task])
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=branch,
+                           return_dict=True)
+        lower = out.hidden_states[self.branch_from] if branch else None
+        rep = self._head_input(task, out.last_hidden_state, attention_mask, lower)
         return rep, self._run_head(task, rep, shape_ids)
+
+    def _branches(self, names: list[str]) -> bool:
+        """Whether one of `names` branches off the shared encoder below its top (needs layer K's states)."""
+        return self.branch_from is not None and any(n in self.private for n in names)
 
     def _run_head(self, name: str, rep: torch.Tensor, shape_ids: torch.Tensor | None) -> torch.Tensor:
         if self.tasks[name].kind == "token_classification":
@@ -226,21 +197,21 @@ class MultiTaskModel(nn.Module):
         return self.heads[name](rep)
 
     def _heads(self, names: list[str], states: torch.Tensor, mask: torch.Tensor,
-               shape_ids: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+               shape_ids: torch.Tensor | None = None, lower: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         sentence = tuple(n for n in names if self.tasks[n].kind != "token_classification")
         heads = None
         if not (self.training or torch.is_grad_enabled() or len(self.private) or self.mmoe is not None
                 or _tracing()):  # private layers, MMoE: the heads don't read the shared pooled vector
             heads = self._fused.get(self.heads, sentence)
         if heads is None:
-            return {name: self._head(name, states, mask, shape_ids) for name in names}
+            return {name: self._head(name, states, mask, shape_ids, lower) for name in names}
         # Inference: pool once and run every sentence head in two GEMMs (see fused_heads.py).
         pooled = pool(states, mask, self.config.pooling)
         fused = heads(pooled)
         logits = {}
         for name in names:
             if name not in fused:
-                logits[name] = self._head(name, states, mask, shape_ids)
+                logits[name] = self._head(name, states, mask, shape_ids, lower)
             elif name in self.memory:
                 logits[name] = self.memory[name](pooled, fused[name])
             else:
@@ -248,19 +219,18 @@ class MultiTaskModel(nn.Module):
         return logits
 
     def _head(self, name: str, states: torch.Tensor, mask: torch.Tensor,
-              shape_ids: torch.Tensor | None = None) -> torch.Tensor:
-        rep = self._head_input(name, states, mask)
+              shape_ids: torch.Tensor | None = None, lower: torch.Tensor | None = None) -> torch.Tensor:
+        rep = self._head_input(name, states, mask, lower)
         logits = self._run_head(name, rep, shape_ids)
         if name in self.memory:
             logits = self.memory[name](rep, logits)
         return logits
 
-    def _head_input(self, name: str, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        if name in self.private:
-            ext = create_bidirectional_mask(config=self.encoder.config, inputs_embeds=states, attention_mask=mask)
-            for layer in self.private[name]:
-                states = layer(states, attention_mask=ext)
-                states = states[0] if isinstance(states, tuple) else states
+    def _head_input(self, name: str, states: torch.Tensor, mask: torch.Tensor,
+                    lower: torch.Tensor | None = None) -> torch.Tensor:
+        if name in self.private:  # branching tasks start from layer K's states, the others from the top's
+            start = lower if self.branch_from is not None else states
+            states = run_private(self.private[name], start, mask, self.encoder.config)
         if self.tasks[name].kind == "token_classification":
             return states  # (B, T, H): per-token states; the MMoE gates are per text, for sentence tasks only
         pooled = pool(states, mask, self.config.pooling)

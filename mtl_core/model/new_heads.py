@@ -11,17 +11,10 @@ from __future__ import annotations
 import copy
 
 import torch
-from torch import nn
 
-from mtl_core.model.modeling import ModelConfig, MultiTaskModel, SentenceHead, TokenHead
+from mtl_core.model.heads import make_head
+from mtl_core.model.modeling import MultiTaskModel
 from mtl_core.tasks import TaskSpec
-
-
-def make_head(spec: TaskSpec, hidden: int, config: ModelConfig) -> nn.Module:
-    """The head `MultiTaskModel.__init__` makes for `spec`."""
-    if spec.kind == "token_classification":
-        return TokenHead(hidden, spec.n_outputs, config.dropout, config.word_shape, config.crf)
-    return SentenceHead(hidden, spec.n_outputs, config.dropout)
 
 
 def add_heads(model: MultiTaskModel, specs: list[TaskSpec], seed: int = 0) -> None:
@@ -38,7 +31,7 @@ def add_heads(model: MultiTaskModel, specs: list[TaskSpec], seed: int = 0) -> No
         torch.manual_seed(seed)
         for spec in specs:
             model.heads[spec.name] = make_head(spec, hidden, model.config).to(ref.device, ref.dtype)
-            if len(model.private):
+            if len(model.private) and model.branch_from is None:  # every task private: the new one too
                 model.private[spec.name] = copy.deepcopy(next(iter(model.private.values())))
             if model.mmoe is not None and spec.kind != "token_classification":
                 model.mmoe.add_task(spec.name)  # its own gate over the shared experts (mmoe.py)

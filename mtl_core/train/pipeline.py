@@ -61,6 +61,9 @@ def train_new_version(
     with main_first():  # rank 0 fills the data cache, the others then read it
         task_file, prepared = prepare(task_file_path, home, seed=train_config.seed)
     t_data = time.perf_counter() - t0
+    unknown = sorted(set(model_config.private_tasks or []) - {t.name for t in task_file.tasks})
+    if unknown:
+        raise ValueError(f"ModelConfig.private_tasks: {unknown} are not tasks of {task_file_path}")
     tokenizer = AutoTokenizer.from_pretrained(model_config.encoder or default_encoder_dir())
     set_seed(train_config.seed)  # head initialisation must be reproducible too
     model = build_model(task_file.tasks, model_config)
