@@ -28,7 +28,7 @@ STRATEGY_ORDER = [s.name for f in FAMILIES for s in STRATEGIES.values() if s.fam
 BUDGET_CHOICES = ("quick", "default", "custom")
 # measured on a quiet 2-core CPU (docs/LAB.md): the whole quick lab (25 runs) in 22 min; default-budget runs
 # 23 min (UPGrad) to ~41 min (equal: one joint batch padded to the longest text of any task)
-CPU_TIME = {"quick": "about a minute a run on 2 CPU cores", "default": "25-45 min a run on 2 CPU cores"}
+CPU_TIME = {"quick": "about a minute a run on 2 CPU cores", "default": "about 25 min a run on 2 CPU cores"}
 BUDGET_CAPTIONS = [f"{b.steps:,} steps per run, batch {b.batch_size:d}, texts cut at {b.max_length:d} tokens; "
                    f"{CPU_TIME[name]}" for name, b in BUDGETS.items()] + [
     "your number of steps per run on the quick budget's data"]
