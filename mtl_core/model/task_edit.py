@@ -45,9 +45,23 @@ def edit_model(model, remove: list[str], rename: dict[str, str], task_file: Task
     thresholds = getattr(model, "thresholds", None) or {}
     model.thresholds = {rename.get(k, k): v for k, v in thresholds.items() if k not in remove}
     model.tasks = {t.name: t for t in task_file.tasks}
+    _edit_private_tasks(model, remove, rename)
     if getattr(model, "applicability", None) is not None:
         model.applicability = _renamed_applicability(model.applicability, remove, rename)
     model.train(model.training)  # clears the fused-head cache: the set of heads changed
+
+
+def _edit_private_tasks(model, remove: list[str], rename: dict[str, str]) -> None:
+    """Tasks with their own upper layers beside a full encoder (ModelConfig.private_tasks): the config names
+    them, so it follows the edit; with none left the model is fully shared."""
+    cfg = getattr(model, "config", None)
+    if cfg is None or cfg.private_tasks is None:
+        return
+    kept = [rename.get(n, n) for n in cfg.private_tasks if n not in remove]
+    model.config = dataclasses.replace(cfg, private_tasks=kept or None,
+                                       shared_layers=cfg.shared_layers if kept else None)
+    if not kept:
+        model.branch_from = None
 
 
 def _renamed_applicability(app: Applicability, remove: list[str], rename: dict[str, str]) -> Applicability:

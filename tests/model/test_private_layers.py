@@ -132,3 +132,28 @@ def test_training_rejects_an_unknown_private_task(tmp_path):
     assert report["stopped"] == "completed"
     model = load_active_predictor(tmp_path / "ws").model
     assert set(model.private) == {"things"} and model.branch_from == 1
+
+
+def test_rename_and_remove_keep_the_checkpoint_loadable(tmp_path, tok):
+    from mtl_core.model.task_edit import edit_model, edited_task_file
+
+    ck = make_tiny_checkpoint(tmp_path / "ck", seed=4, shared_layers=1, private_tasks=["ner"])
+    model, _, task_file, _ = load_checkpoint(ck)
+    with torch.no_grad():
+        for p in model.private["ner"].parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    before = _logits(model, tok)
+    renamed = edited_task_file(task_file, [], {"ner": "entities"})
+    edit_model(model, [], {"ner": "entities"}, renamed)
+    save_checkpoint(model, tok, renamed, tmp_path / "renamed")
+    again, _, _, _ = load_checkpoint(tmp_path / "renamed")
+    assert again.config.private_tasks == ["entities"] and set(again.private) == {"entities"}
+    torch.testing.assert_close(_logits(again, tok)["entities"], before["ner"])
+    removed = edited_task_file(renamed, ["entities"], {})
+    edit_model(again, ["entities"], {}, removed)
+    save_checkpoint(again, tok, removed, tmp_path / "removed")
+    shared, _, _, _ = load_checkpoint(tmp_path / "removed")
+    assert shared.config.private_tasks is None and shared.config.shared_layers is None and not len(shared.private)
+    after = _logits(shared, tok)
+    for name in after:  # the other tasks answer as before (now through the fused heads: float rounding only)
+        torch.testing.assert_close(after[name], before[name], atol=1e-5, rtol=1e-4)
