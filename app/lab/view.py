@@ -26,8 +26,8 @@ flash, show_flash = one_shot("_lab_flash")
 DEFAULT_STRATEGIES = ["equal", "pcgrad", "upgrad"]
 STRATEGY_ORDER = [s.name for f in FAMILIES for s in STRATEGIES.values() if s.family == f]
 BUDGET_CHOICES = ("quick", "default", "custom")
-# measured on a quiet 2-core CPU (docs/LAB.md): the whole quick lab (25 runs) in 22 min; default-budget runs
-# 23 min (UPGrad) to ~41 min (equal: one joint batch padded to the longest text of any task)
+# measured on a quiet 2-core CPU (docs/LAB.md): the whole quick lab (25 runs) in 22 min; a default-budget run
+# ~25 min (MMoE 24.7 min, probes and evaluations included)
 CPU_TIME = {"quick": "about a minute a run on 2 CPU cores", "default": "about 25 min a run on 2 CPU cores"}
 BUDGET_CAPTIONS = [f"{b.steps:,} steps per run, batch {b.batch_size:d}, texts cut at {b.max_length:d} tokens; "
                    f"{CPU_TIME[name]}" for name, b in BUDGETS.items()] + [

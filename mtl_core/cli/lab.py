@@ -45,7 +45,7 @@ def cmd_lab(args) -> int:
 
 class _RunLines:
     """The terminal's reporter: a line per finished run, and where training stands once a minute (a
-    default-budget run is ~20 min on a CPU; the step-by-step bar is the Lab page's)."""
+    default-budget run is ~25 min on a CPU; the step-by-step bar is the Lab page's)."""
 
     EVERY_S = 60.0
 

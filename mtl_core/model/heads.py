@@ -49,5 +49,3 @@ class TokenHead(nn.Module):
                 shape_ids = torch.zeros(states.shape[:2], dtype=torch.long, device=states.device)
             states = torch.cat([states, self.shape(shape_ids).to(states.dtype)], dim=-1)
         return self.net(states)
-
-

@@ -198,10 +198,10 @@ class MultiTaskModel(nn.Module):
 
     def _heads(self, names: list[str], states: torch.Tensor, mask: torch.Tensor,
                shape_ids: torch.Tensor | None = None, lower: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        sentence = tuple(n for n in names if self.tasks[n].kind != "token_classification")
+        # tasks with private layers, and every task under MMoE, don't read the shared pooled vector: not fused
+        sentence = tuple(n for n in names if self.tasks[n].kind != "token_classification" and n not in self.private)
         heads = None
-        if not (self.training or torch.is_grad_enabled() or len(self.private) or self.mmoe is not None
-                or _tracing()):  # private layers, MMoE: the heads don't read the shared pooled vector
+        if sentence and not (self.training or torch.is_grad_enabled() or self.mmoe is not None or _tracing()):
             heads = self._fused.get(self.heads, sentence)
         if heads is None:
             return {name: self._head(name, states, mask, shape_ids, lower) for name in names}

@@ -65,6 +65,8 @@ def test_at_initialisation_the_branch_computes_what_the_shared_top_does(tok):
     got = _logits(branch, tok)
     for name in before:
         torch.testing.assert_close(got[name], before[name], atol=1e-5, rtol=1e-4)
+    # the sentence tasks read the shared top: inference keeps fusing their heads; NER alone is not fused
+    assert branch._fused.fused is not None and "ner" not in branch._fused.fused.names
     with torch.no_grad():
         for p in branch.private["ner"].parameters():
             p.add_(0.05 * torch.randn_like(p))
