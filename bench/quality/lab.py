@@ -52,7 +52,8 @@ def main() -> None:
 
     if args.from_json:
         saved = [json.loads(Path(p).read_text(encoding="utf-8")) for p in args.from_json]
-        results = [LabResult.from_dict(d["result"]) for d in saved]
+        # the bench's own JSON wraps the result; `python -m mtl_core lab --json` writes it bare
+        results = [LabResult.from_dict(d.get("result", d)) for d in saved]
         if args.only:
             from dataclasses import replace
 
@@ -65,7 +66,7 @@ def main() -> None:
                                                                   if k.split("/")[0] in keep}})
                        for r in results]
         result = merge(results)
-        wall, env = sum(d["wall_s"] for d in saved), saved[0].get("environment", "")
+        wall, env = sum(d.get("wall_s", 0.0) for d in saved), saved[0].get("environment", "")
     else:
         strategies = list(STRATEGIES) if args.strategies == ["all"] else args.strategies
         cfg = LabConfig(strategies=strategies, seeds=args.seeds, first_seed=args.first_seed, budget=args.budget,
