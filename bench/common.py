@@ -268,3 +268,20 @@ def _fmt(v) -> str:
 
 def verdict(ok: bool) -> str:
     return "OK" if ok else "MISSED"
+
+
+def round_overrides(pairs: list[str], steps: int | None = None) -> dict:
+    """--set FIELD=VALUE pairs (+ --steps) as RoundConfig keyword arguments, typed like the defaults."""
+    from dataclasses import asdict
+
+    from mtl_core.rounds.config import RoundConfig
+
+    defaults = asdict(RoundConfig())
+    out = {"steps": steps} if steps else {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        if key not in defaults:
+            raise SystemExit(f"--set: RoundConfig has no field {key!r}")
+        kind = type(defaults[key])
+        out[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value) if kind in (int, float) else value
+    return out

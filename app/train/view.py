@@ -106,6 +106,10 @@ def _settings(base: str, sessions: Sessions) -> None:
             freeze = b.number_input("Frozen lower layers K", 0, 24, d.freeze_layers, key="round_freeze_layers")
         distill = a.slider("Replay keeps the old model's answers (1) … gold labels (0)", 0.0, 1.0, d.distill, 0.1,
                            key="round_distill")
+        focal = b.slider("Extra weight on replay the old model got right (focal distillation)", 0.0, 10.0,
+                         float(d.distill_focal), 1.0, key="round_distill_focal",
+                         help="A replayed example the old model answered right weighs 1 + this in the loss: "
+                              "the round holds on to the answers a negative flip would break. See docs/FINETUNE.md")
         blend = b.slider("Keep this share of the weight change", 0.1, 1.0, d.weight_blend, 0.05,
                          key="round_weight_blend",
                          help="Lower: fewer test examples broken, fewer corrections learnt by the weights (the "
@@ -132,7 +136,8 @@ def _settings(base: str, sessions: Sessions) -> None:
                           freeze_layers=int(freeze), lora_r=int(rank), lora_alpha=2 * int(rank),
                           loss_weighting=weighting, sampling=sampling, steps=int(steps),
                           replay_ratio=float(replay), encoder_lr=float(lr), lora_lr=float(lora_lr),
-                          distill=float(distill), weight_blend=float(blend), edit_memory=bool(memory))
+                          distill=float(distill), distill_focal=float(focal), weight_blend=float(blend),
+                          edit_memory=bool(memory))
         train_service.start_round(cfg, base, sessions, nproc=int(nproc))
     except JobBusy:
         st.warning("A round is already running: wait for it to finish or cancel it first.")

@@ -39,6 +39,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
 
+from bench.common import round_overrides  # noqa: E402
 from bench.results_doc import replace_section  # noqa: E402
 from mtl_core.data import prepare_all  # noqa: E402
 from mtl_core.eval.compare import is_right, predict_answers  # noqa: E402
@@ -143,19 +144,6 @@ def warm_base_answers(home: Path) -> float:
     sets = {n: prepared[n]["test"] for n in model.tasks if prepared.get(n, {}).get("test")}
     cached_answers(home, reg.active, ModelRunner.of(model, tok, "cpu"), sets)
     return time.perf_counter() - t0
-
-
-def overrides(pairs: list[str], steps: int | None) -> dict:
-    """--set FIELD=VALUE pairs (+ --steps) as RoundConfig keyword arguments, typed like the defaults."""
-    defaults = asdict(RoundConfig())
-    out = {"steps": steps} if steps else {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        if key not in defaults:
-            sys.exit(f"--set: RoundConfig has no field {key!r}")
-        kind = type(defaults[key])
-        out[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value) if kind in (int, float) else value
-    return out
 
 
 class EtaRecorder(PrintReporter):
@@ -303,7 +291,7 @@ def main() -> int:
         picked = wrong_dev_examples(home, n, 300 if args.quick else None)
         print(f"corrections: {add_corrections(home, picked)} wrong dev examples", flush=True)
         print(f"base test answers cached in {warm_base_answers(home):.0f} s (as training does)", flush=True)
-        rows, settings = [], overrides(args.set, args.steps)
+        rows, settings = [], round_overrides(args.set, args.steps)
         for strategy in args.strategies:
             print(f"round: {strategy} …", flush=True)
             rows.append(one_round(home, strategy, settings))

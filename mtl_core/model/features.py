@@ -27,6 +27,7 @@ class Feature:
     # or (multi-label) a multi-hot row: 1.0 per label the text carries
     word_index: list[int] | None = None  # token tasks: word each piece starts, -1 for none
     soft: float | list | None = None  # distillation target (mtl_core.train.distill), replaces the label's one-hot
+    soft_weight: float = 1.0  # the row's loss weight (focal distillation: mtl_core.train.distill)
     shape_ids: list[int] | None = None  # token tasks: word-shape id per piece (word_shape.py)
 
 

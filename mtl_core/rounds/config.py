@@ -32,6 +32,7 @@ class RoundConfig:
     replay_ratio: float = 4.0  # original training examples mixed in per correction, so nothing is forgotten
     correction_upsample: int = 1  # each correction appears this many times in the round's data
     distill: float = 1.0  # replay targets: this share of the base model's own answer, the rest gold (0..1)
+    distill_focal: float = 0.0  # focal distillation: replay the base got right weighs 1 + this (train/distill.py)
     weight_blend: float = 0.5  # keep this share of the weight change (blend.py, WiSE-FT): 0.5 halved the
     # negative flips and raised 4 of 6 test metrics against 1.0, for fewer corrections learnt by the weights
     edit_memory: bool = True  # keep corrections the new weights still get wrong in an edit memory (edit_memory.py)
@@ -73,6 +74,8 @@ class RoundConfig:
             raise ValueError("RoundConfig.weight_blend: must be in (0, 1]")
         if not 0 <= self.distill <= 1:
             raise ValueError("RoundConfig.distill: must be in [0, 1]")
+        if not 0 <= self.distill_focal <= 100:
+            raise ValueError("RoundConfig.distill_focal: must be in [0, 100]")
         if not 0 <= self.replay_ratio <= 100:
             raise ValueError("RoundConfig.replay_ratio: must be in [0, 100]")
         for name in ("encoder_lr", "lora_lr", "head_lr"):
@@ -96,4 +99,5 @@ class RoundConfig:
             eval_every=self.eval_every or self.steps, max_dev=self.dev_size, freeze_embeddings=True,
             freeze_layers=self.freeze_layers if self.strategy == "freeze" else 0, tasks=None, seed=self.seed,
             device=self.device, log_every=self.log_every, distill=self.distill,
+            distill_focal=self.distill_focal,
         )

@@ -8,6 +8,11 @@ target = blend x teacher + (1 - blend) x gold.
 
 Soft targets are computed once, before training, by the model itself (it is the teacher until its
 first update), in eval mode and without gradients.
+
+Focal distillation (Yan et al. 2021, "positive-congruent training"): with `focal` = beta > 0, a replayed
+example the teacher answered right weighs 1 + beta in the loss, the others 1, so the round holds on hardest to
+the answers a negative flip would break. "Right" is the evaluation's rule: same class, every tag, or a value
+within `tolerance` (in the head's normalised units).
 """
 
 from __future__ import annotations
@@ -26,8 +31,10 @@ if TYPE_CHECKING:  # annotations only: no import cost or cycle at run time
 
 @torch.no_grad()
 def attach_teacher_targets(model: MultiTaskModel, task: str, kind: str, feats: list[Feature], which: list[bool], blend: float,
-                           pad_id: int, device, n_labels: int, batch_size: int = 64) -> int:
-    """Set `f.soft` on the features flagged in `which`; returns how many got one."""
+                           pad_id: int, device, n_labels: int, batch_size: int = 64, focal: float = 0.0,
+                           tolerance: float = 0.0) -> int:
+    """Set `f.soft` (and, with `focal`, `f.soft_weight`) on the features flagged in `which`; returns how many
+    got one."""
     chosen = [f for f, flag in zip(feats, which) if flag]
     if not chosen or blend <= 0:
         return 0
@@ -39,6 +46,8 @@ def attach_teacher_targets(model: MultiTaskModel, task: str, kind: str, feats: l
         logits = model(**model_inputs(batch, device), tasks=[task]).logits[task].float().cpu()
         for f, out in zip(group, logits):
             f.soft = _blended_target(kind, f, out, blend, n_labels)
+            if focal > 0:
+                f.soft_weight = 1.0 + focal * _teacher_right(kind, f, out, tolerance)
     model.train(was_training)
     return len(chosen)
 
@@ -53,6 +62,19 @@ def _blended_target(kind: str, f: Feature, out: torch.Tensor, blend: float, n_la
     else:
         teacher = out.softmax(-1)
     return (blend * teacher + (1 - blend) * _gold_target(kind, f, n_labels)).tolist()
+
+
+def _teacher_right(kind: str, f: Feature, out: torch.Tensor, tolerance: float) -> bool:
+    """Whether the teacher's answer counts as right under the evaluation's rule (eval/compare.is_right)."""
+    if kind == "regression":
+        return abs(float(out.squeeze(-1)) - float(f.label)) <= tolerance
+    if kind == MULTILABEL:
+        return bool(((out > 0).float() == torch.tensor(f.label)).all())
+    if kind == "token_classification":
+        gold = torch.tensor(f.label)
+        keep = gold != IGNORE
+        return bool((out[: len(f.label)].argmax(-1)[keep] == gold[keep]).all())
+    return int(out.argmax()) == int(f.label)
 
 
 def _gold_target(kind: str, f: Feature, n_labels: int) -> torch.Tensor:
@@ -81,15 +103,28 @@ def soft_targets(features: list[Feature], kind: str, n_labels: int, width: int) 
     return out
 
 
-def soft_loss(kind: str, logits: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def soft_weights(features: list[Feature]) -> torch.Tensor | None:
+    """(B,) loss weight per row (focal distillation), or None when every row weighs 1."""
+    if all(f.soft_weight == 1.0 for f in features):
+        return None
+    return torch.tensor([f.soft_weight for f in features], dtype=torch.float)
+
+
+def soft_loss(kind: str, logits: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor,
+              weights: torch.Tensor | None = None) -> torch.Tensor:
     """Cross-entropy against probability targets (MSE for regression, per-label binary cross-entropy for
-    multi-label); token positions with no label skip."""
+    multi-label); token positions with no label skip. `weights` (B,) scale each row's loss (not renormalised:
+    focal distillation adds weight, as in the paper)."""
     if kind == "regression":
-        return nn.functional.mse_loss(logits.squeeze(-1).float(), targets.float())
-    if kind == MULTILABEL:
-        return nn.functional.binary_cross_entropy_with_logits(logits.float(), targets.float())
-    if kind == "token_classification":
+        rows = (logits.squeeze(-1).float() - targets.float()) ** 2
+    elif kind == MULTILABEL:
+        rows = nn.functional.binary_cross_entropy_with_logits(logits.float(), targets.float(), reduction="none").mean(-1)
+    elif kind == "token_classification":
         keep = labels.flatten() != IGNORE
         flat = logits.flatten(0, 1).float()[keep]
-        return -(targets.flatten(0, 1)[keep] * flat.log_softmax(-1)).sum(-1).mean()
-    return -(targets * logits.float().log_softmax(-1)).sum(-1).mean()
+        rows = -(targets.flatten(0, 1)[keep] * flat.log_softmax(-1)).sum(-1)  # one per labelled token
+        if weights is not None:
+            weights = weights.to(rows.device).repeat_interleave(labels.shape[1])[keep]
+    else:
+        rows = -(targets * logits.float().log_softmax(-1)).sum(-1)
+    return (rows * weights.to(rows.device)).mean() if weights is not None else rows.mean()

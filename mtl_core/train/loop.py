@@ -13,6 +13,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
+from mtl_core.eval.compare import REGRESSION_TOLERANCE
 from mtl_core.model.device import pick_device
 from mtl_core.model.features import bucketed_batches, featurize
 from mtl_core.model.modeling import MultiTaskModel
@@ -57,6 +58,8 @@ class TrainConfig:
     log_every: int = 50  # steps between logged training losses (callback "train" events)
     distill: float = 0.0  # examples flagged in prepared[task]["distill"] learn blend x the model's own
     # answer before training + (1 - blend) x gold (fine-tuning rounds: replay that does not move the model)
+    distill_focal: float = 0.0  # focal distillation: a distilled example the model answered right before
+    # training weighs 1 + this in the loss (train/distill.py); 0 = every example weighs 1
 
     def __post_init__(self) -> None:
         if self.sampling not in SAMPLINGS:
@@ -79,6 +82,8 @@ class TrainConfig:
             raise ValueError("TrainConfig.warmup_ratio: must be in [0, 1)")
         if not 0 <= self.distill <= 1:
             raise ValueError("TrainConfig.distill: must be in [0, 1]")
+        if not 0 <= self.distill_focal <= 100:
+            raise ValueError("TrainConfig.distill_focal: must be in [0, 100]")
 
 
 @dataclass
@@ -88,6 +93,14 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)  # one row per logged step / evaluation
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
     stopped: str = "completed"  # "completed" | "early_stop" | "cancelled"
+
+
+def _normalised_tolerance(spec) -> float:
+    """The evaluation's regression tolerance in the head's normalised units (decoding.regression_target)."""
+    if spec.kind != "regression":
+        return 0.0
+    lo, hi = spec.value_range
+    return REGRESSION_TOLERANCE / ((hi - lo) / 2)
 
 
 def set_seed(seed: int) -> None:
@@ -160,7 +173,8 @@ def train(model: MultiTaskModel, tokenizer: PreTrainedTokenizerBase, task_file: 
         model.to(device)
         for t in specs:
             attach_teacher_targets(model, t.name, t.kind, feats[t.name], prepared[t.name].get("distill") or [],
-                                   cfg.distill, pad_id, device, n_out[t.name])
+                                   cfg.distill, pad_id, device, n_out[t.name], focal=cfg.distill_focal,
+                                   tolerance=_normalised_tolerance(t))
     timings = {"tokenize": time.perf_counter() - t0, "train": 0.0, "evaluate": 0.0}
 
     rng = random.Random(cfg.seed)

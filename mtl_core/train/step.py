@@ -11,7 +11,7 @@ from torch import nn
 
 from mtl_core.model.features import collate
 from mtl_core.train.aggregators import JointCombiner
-from mtl_core.train.distill import soft_loss, soft_targets
+from mtl_core.train.distill import soft_loss, soft_targets, soft_weights
 from mtl_core.train.losses import head_crf, task_loss
 
 BATCHINGS = ("per_task", "mixed", "all")
@@ -26,6 +26,9 @@ def collate_task(features: list, kind: str, pad_id: int, n_out: int) -> dict[str
     soft = soft_targets(features, kind, n_out, batch["input_ids"].shape[1])
     if soft is not None:
         batch["soft"] = soft
+        weights = soft_weights(features)
+        if weights is not None:
+            batch["soft_w"] = weights
     return batch
 
 
@@ -63,7 +66,7 @@ def task_losses(model, logits: dict, batches: dict, kinds: dict, device) -> dict
         if kinds[n] == "token_classification":
             out = out[:, : labels.shape[1]]
         soft = batches[n].get("soft")
-        losses[n] = soft_loss(kinds[n], out, soft.to(device), labels) if soft is not None else \
+        losses[n] = soft_loss(kinds[n], out, soft.to(device), labels, batches[n].get("soft_w")) if soft is not None else \
             task_loss(kinds[n], out, labels, head_crf(model, n))
     return losses
 

@@ -50,10 +50,12 @@ def test_start_launches_a_round_with_the_form_settings(workspace, monkeypatch):
     assert frame(at, "corrections")["corrections"].tolist() == [3]
     at.radio(key="round_strategy").set_value("lora")
     at.number_input(key="round_steps").set_value(40)
+    at.slider(key="round_distill_focal").set_value(5.0)
     at.button(key="round_start").click().run()
     assert not at.exception
     (params,) = launched
     assert params["strategy"] == "lora" and params["steps"] == 40 and params["tasks"] == ["sentiment"]
+    assert params["distill_focal"] == 5.0
     assert params["base_version"] == "v0001" and params["replay_ratio"] == 4.0
     # the page now follows the running job, with a cancel button
     assert "running" in _texts(at)

@@ -88,3 +88,42 @@ def test_distill_bounds_are_checked():
         TrainConfig(distill=1.5)
     with pytest.raises(ValueError, match="distill"):
         RoundConfig(distill=-0.1)
+    with pytest.raises(ValueError, match="distill_focal"):
+        RoundConfig(distill_focal=-1)
+    with pytest.raises(ValueError, match="distill_focal"):
+        TrainConfig(distill_focal=1000)
+
+
+def test_focal_weighs_the_teachers_right_answers_more(tiny_checkpoint):
+    model, tok, specs = _tiny(tiny_checkpoint)
+    spec = specs["sentiment"]
+    feats = _feats(spec, tok, TEXTS, label="positive")
+    attach_teacher_targets(model, "sentiment", spec.kind, feats, [True] * 4, 1.0, 0, "cpu", 2, focal=4.0)
+    for f in feats:  # the teacher's own argmax decides "right", the weight follows it
+        right = max(range(2), key=lambda i: f.soft[i]) == f.label
+        assert f.soft_weight == (5.0 if right else 1.0)
+    reg = specs["sentiment_score"]
+    rfeats = _feats(reg, tok, TEXTS, label=0.0)
+    attach_teacher_targets(model, "sentiment_score", reg.kind, rfeats, [True] * 4, 1.0, 0, "cpu", 1, focal=2.0,
+                           tolerance=10.0)  # every value within a wide tolerance: all right
+    assert [f.soft_weight for f in rfeats] == [3.0] * 4
+    plain = _feats(spec, tok, TEXTS, label="positive")
+    attach_teacher_targets(model, "sentiment", spec.kind, plain, [True] * 4, 1.0, 0, "cpu", 2)
+    assert {f.soft_weight for f in plain} == {1.0}  # focal 0: no weights
+
+
+def test_row_weights_scale_each_rows_loss():
+    from mtl_core.train.distill import soft_weights
+
+    logits = torch.randn(2, 3)
+    target = torch.tensor([[1.0, 0, 0], [0, 1.0, 0]])
+    per_row = [float(soft_loss("classification", logits[i:i + 1], target[i:i + 1], torch.zeros(1))) for i in range(2)]
+    weighted = float(soft_loss("classification", logits, target, torch.zeros(2), torch.tensor([3.0, 1.0])))
+    assert abs(weighted - (3 * per_row[0] + per_row[1]) / 2) < 1e-5
+    tok = torch.randn(2, 3, 4)
+    labels = torch.tensor([[0, 1, IGNORE], [2, IGNORE, IGNORE]])
+    soft = tok.softmax(-1).roll(1, -1)
+    ones = float(soft_loss("token_classification", tok, soft, labels, torch.ones(2)))
+    assert abs(ones - float(soft_loss("token_classification", tok, soft, labels))) < 1e-6
+    assert soft_weights([Feature([1], 0), Feature([1], 1)]) is None
+    assert soft_weights([Feature([1], 0, soft_weight=2.0), Feature([1], 1)]).tolist() == [2.0, 1.0]
