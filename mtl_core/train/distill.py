@@ -69,7 +69,8 @@ def _teacher_right(kind: str, f: Feature, out: torch.Tensor, tolerance: float) -
     if kind == "regression":
         return abs(float(out.squeeze(-1)) - float(f.label)) <= tolerance
     if kind == MULTILABEL:
-        return bool(((out > 0).float() == torch.tensor(f.label)).all())
+        return bool(((out > 0).float() == torch.tensor(f.label)).all())  # at 0.5: the task's tuned thresholds
+        # are not at hand here
     if kind == "token_classification":
         gold = torch.tensor(f.label)
         keep = gold != IGNORE
