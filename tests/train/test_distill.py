@@ -127,3 +127,18 @@ def test_row_weights_scale_each_rows_loss():
     assert abs(ones - float(soft_loss("token_classification", tok, soft, labels))) < 1e-6
     assert soft_weights([Feature([1], 0), Feature([1], 1)]) is None
     assert soft_weights([Feature([1], 0, soft_weight=2.0), Feature([1], 1)]).tolist() == [2.0, 1.0]
+
+
+def test_a_batch_carries_its_row_weights_into_the_task_loss():
+    from mtl_core.train.step import collate_task, task_losses
+
+    feats = [Feature([101, 7, 102], 0, soft=[0.9, 0.1], soft_weight=3.0), Feature([101, 8, 102], 1)]
+    batch = collate_task(feats, "classification", 0, 2)
+    assert batch["soft_w"].tolist() == [3.0, 1.0]
+    logits = {"t": torch.tensor([[0.0, 1.0], [1.0, 0.0]])}
+    weighted = float(task_losses(None, logits, {"t": batch}, {"t": "classification"}, "cpu")["t"])
+    del batch["soft_w"]
+    plain = float(task_losses(None, logits, {"t": batch}, {"t": "classification"}, "cpu")["t"])
+    rows = -(torch.tensor([[0.9, 0.1], [0.0, 1.0]]) * logits["t"].log_softmax(-1)).sum(-1)
+    assert abs(weighted - float((rows * torch.tensor([3.0, 1.0])).mean())) < 1e-5
+    assert abs(plain - float(rows.mean())) < 1e-5
