@@ -22,8 +22,10 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from mtl_core.eval.compare import REGRESSION_TOLERANCE, is_right
+from mtl_core.model.decoding import regression_target
 from mtl_core.model.features import IGNORE, Feature, collate, model_inputs, sorted_batches
-from mtl_core.tasks import MULTILABEL
+from mtl_core.tasks import MULTILABEL, TaskSpec
 
 if TYPE_CHECKING:  # annotations only: no import cost or cycle at run time
     from mtl_core.model.modeling import MultiTaskModel
@@ -65,17 +67,25 @@ def _blended_target(kind: str, f: Feature, out: torch.Tensor, blend: float, n_la
 
 
 def _teacher_right(kind: str, f: Feature, out: torch.Tensor, tolerance: float) -> bool:
-    """Whether the teacher's answer counts as right under the evaluation's rule (eval/compare.is_right)."""
+    """Whether the teacher's answer counts as right under the evaluation's rule (eval/compare.is_right), with
+    class / tag ids for labels (multi-label at 0.5: the task's tuned thresholds are not at hand here)."""
     if kind == "regression":
-        return abs(float(out.squeeze(-1)) - float(f.label)) <= tolerance
+        return is_right(kind, float(f.label), float(out.squeeze(-1)), tolerance)
     if kind == MULTILABEL:
-        return bool(((out > 0).float() == torch.tensor(f.label)).all())  # at 0.5: the task's tuned thresholds
-        # are not at hand here
+        return is_right(kind, {i for i, v in enumerate(f.label) if v}, set((out > 0).nonzero().flatten().tolist()))
     if kind == "token_classification":
         gold = torch.tensor(f.label)
-        keep = gold != IGNORE
-        return bool((out[: len(f.label)].argmax(-1)[keep] == gold[keep]).all())
-    return int(out.argmax()) == int(f.label)
+        keep = gold != IGNORE  # the first piece of each word carries its tag
+        return is_right(kind, gold[keep].tolist(), out[: len(f.label)].argmax(-1)[keep].tolist())
+    return is_right(kind, int(f.label), int(out.argmax()))
+
+
+def normalised_tolerance(spec: TaskSpec) -> float:
+    """The evaluation's regression tolerance in the head's normalised units (0 for other kinds)."""
+    if spec.kind != "regression":
+        return 0.0
+    lo = spec.value_range[0]
+    return regression_target(spec, lo + REGRESSION_TOLERANCE) - regression_target(spec, lo)
 
 
 def _gold_target(kind: str, f: Feature, n_labels: int) -> torch.Tensor:
@@ -124,8 +134,8 @@ def soft_loss(kind: str, logits: torch.Tensor, targets: torch.Tensor, labels: to
         keep = labels.flatten() != IGNORE
         flat = logits.flatten(0, 1).float()[keep]
         rows = -(targets.flatten(0, 1)[keep] * flat.log_softmax(-1)).sum(-1)  # one per labelled token
-        if weights is not None:
-            weights = weights.to(rows.device).repeat_interleave(labels.shape[1])[keep]
+        if weights is not None:  # each token takes its row's weight
+            weights = weights.repeat_interleave(labels.shape[1])[keep.to(weights.device)]
     else:
         rows = -(targets * logits.float().log_softmax(-1)).sum(-1)
     return (rows * weights.to(rows.device)).mean() if weights is not None else rows.mean()

@@ -13,7 +13,6 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
-from mtl_core.eval.compare import REGRESSION_TOLERANCE
 from mtl_core.model.device import pick_device
 from mtl_core.model.features import bucketed_batches, featurize
 from mtl_core.model.modeling import MultiTaskModel
@@ -21,7 +20,7 @@ from mtl_core.model.runner import ModelRunner
 from mtl_core.progress import Cancelled, PrintReporter, Reporter
 from mtl_core.tasks import TaskFile
 from mtl_core.train.aggregators import AGGREGATORS, JointCombiner
-from mtl_core.train.distill import attach_teacher_targets
+from mtl_core.train.distill import attach_teacher_targets, normalised_tolerance
 from mtl_core.train.distributed import for_training, is_main
 from mtl_core.train.step import BATCHINGS, collate_task, draw
 from mtl_core.train.step import step as optimizer_step
@@ -95,14 +94,6 @@ class TrainResult:
     stopped: str = "completed"  # "completed" | "early_stop" | "cancelled"
 
 
-def _normalised_tolerance(spec) -> float:
-    """The evaluation's regression tolerance in the head's normalised units (decoding.regression_target)."""
-    if spec.kind != "regression":
-        return 0.0
-    lo, hi = spec.value_range
-    return REGRESSION_TOLERANCE / ((hi - lo) / 2)
-
-
 def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -174,7 +165,7 @@ def train(model: MultiTaskModel, tokenizer: PreTrainedTokenizerBase, task_file: 
         for t in specs:
             attach_teacher_targets(model, t.name, t.kind, feats[t.name], prepared[t.name].get("distill") or [],
                                    cfg.distill, pad_id, device, n_out[t.name], focal=cfg.distill_focal,
-                                   tolerance=_normalised_tolerance(t))
+                                   tolerance=normalised_tolerance(t))
     timings = {"tokenize": time.perf_counter() - t0, "train": 0.0, "evaluate": 0.0}
 
     rng = random.Random(cfg.seed)

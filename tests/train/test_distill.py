@@ -142,3 +142,21 @@ def test_a_batch_carries_its_row_weights_into_the_task_loss():
     rows = -(torch.tensor([[0.9, 0.1], [0.0, 1.0]]) * logits["t"].log_softmax(-1)).sum(-1)
     assert abs(weighted - float((rows * torch.tensor([3.0, 1.0])).mean())) < 1e-5
     assert abs(plain - float(rows.mean())) < 1e-5
+
+
+def test_teacher_right_follows_the_evaluations_rule_for_every_kind():
+    from mtl_core.tasks import MULTILABEL, TaskSpec
+    from mtl_core.train.distill import _teacher_right, normalised_tolerance
+
+    assert _teacher_right("classification", Feature([1], 1), torch.tensor([0.1, 2.0]), 0.0)
+    assert not _teacher_right("classification", Feature([1], 0), torch.tensor([0.1, 2.0]), 0.0)
+    assert _teacher_right("regression", Feature([1], 0.5), torch.tensor([0.7]), 0.25)
+    assert not _teacher_right("regression", Feature([1], 0.5), torch.tensor([0.8]), 0.25)
+    tags = torch.tensor([[3.0, 0, 0], [0, 0, 0], [0, 3.0, 0]])  # piece 1 is ignored: its argmax does not count
+    assert _teacher_right("token_classification", Feature([1, 2, 3], [0, IGNORE, 1]), tags, 0.0)
+    assert not _teacher_right("token_classification", Feature([1, 2, 3], [0, IGNORE, 2]), tags, 0.0)
+    assert _teacher_right(MULTILABEL, Feature([1], [1.0, 0.0, 1.0]), torch.tensor([2.0, -1.0, 0.5]), 0.0)
+    assert not _teacher_right(MULTILABEL, Feature([1], [1.0, 0.0, 0.0]), torch.tensor([2.0, -1.0, 0.5]), 0.0)
+    score = TaskSpec("s", "regression", value_range=(-4.0, 4.0))
+    assert normalised_tolerance(score) == 0.25  # 1.0 on a -4..4 scale, in the head's -1..1 units
+    assert normalised_tolerance(TaskSpec("c", "classification", ["a", "b"])) == 0.0
