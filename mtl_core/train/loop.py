@@ -22,6 +22,7 @@ from mtl_core.tasks import TaskFile
 from mtl_core.train.aggregators import AGGREGATORS, JointCombiner
 from mtl_core.train.distill import attach_teacher_targets, normalised_tolerance
 from mtl_core.train.distributed import for_training, is_main
+from mtl_core.train.keep_general import keep_general_for
 from mtl_core.train.step import BATCHINGS, collate_task, draw
 from mtl_core.train.step import step as optimizer_step
 from mtl_core.train.weighting import SAMPLINGS, WEIGHTINGS, LossWeighting, TaskSampler
@@ -59,6 +60,9 @@ class TrainConfig:
     # answer before training + (1 - blend) x gold (fine-tuning rounds: replay that does not move the model)
     distill_focal: float = 0.0  # focal distillation: a distilled example the model answered right before
     # training weighs 1 + this in the loss (train/distill.py); 0 = every example weighs 1
+    keep_general: float = 0.0  # weight of a term keeping the pooled last layer's text-to-text similarities as
+    # they were when training started (train/keep_general.py): new tasks' few-shot heads transfer better, the
+    # trained tasks pay for it (docs/RESULTS.md, "Few-shot new tasks"); 0 = off; ~25 % slower steps when on
 
     def __post_init__(self) -> None:
         if self.sampling not in SAMPLINGS:
@@ -83,6 +87,10 @@ class TrainConfig:
             raise ValueError("TrainConfig.distill: must be in [0, 1]")
         if not 0 <= self.distill_focal <= 100:
             raise ValueError("TrainConfig.distill_focal: must be in [0, 100]")
+        if not 0 <= self.keep_general <= 1000:
+            raise ValueError("TrainConfig.keep_general: must be in [0, 1000]")
+        if self.keep_general and self.aggregator != "none":
+            raise ValueError("TrainConfig.keep_general: not with an aggregator (it combines task gradients only)")
 
 
 @dataclass
@@ -176,6 +184,7 @@ def train(model: MultiTaskModel, tokenizer: PreTrainedTokenizerBase, task_file: 
     weighting = LossWeighting(cfg.loss_weighting, specs, cfg.dwa_temperature,
                               dwa_window=min(50, max(5, cfg.steps // 10))).to(device)
     _freeze(model, cfg.freeze_embeddings, cfg.freeze_layers)
+    keep = keep_general_for(model, cfg.keep_general, cfg.freeze_embeddings, cfg.freeze_layers, device)
     dist = for_training(device, cfg.seed)  # several processes (torchrun): train/distributed.py; else None
     if dist and cfg.aggregator != "none":
         raise ValueError("TrainConfig.aggregator: runs in one process only (not under torchrun)")
@@ -196,7 +205,7 @@ def train(model: MultiTaskModel, tokenizer: PreTrainedTokenizerBase, task_file: 
             groups = dist.shard(groups) if dist else groups  # every rank: its stride of the same batch
             batches = {n: collate_task(fs, kinds[n], pad_id, n_out[n]) for n, fs in groups.items()}
             for n, loss in optimizer_step(fwd, weighting, opt, sched, batches, kinds, device, cfg.grad_clip, dist,
-                                combiner).items():
+                                          combiner, keep=keep).items():
                 window[n].append(loss)
             timings["train"] += time.perf_counter() - ts
             if on_step is not None:

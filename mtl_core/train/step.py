@@ -12,6 +12,7 @@ from torch import nn
 from mtl_core.model.features import collate
 from mtl_core.train.aggregators import JointCombiner
 from mtl_core.train.distill import soft_loss, soft_targets, soft_weights
+from mtl_core.train.keep_general import KeepGeneral
 from mtl_core.train.losses import head_crf, task_loss
 
 BATCHINGS = ("per_task", "mixed", "all")
@@ -81,12 +82,14 @@ def split_pays(batches: dict, device) -> bool:
 
 
 def step(model, weighting, opt, sched, batches: dict, kinds: dict, device, clip, dist=None,
-         combiner: JointCombiner | None = None, split: bool | None = None) -> dict[str, float]:
+         combiner: JointCombiner | None = None, split: bool | None = None,
+         keep: KeepGeneral | None = None) -> dict[str, float]:
     """One optimizer step; with several tasks, the shared encoder runs once over the concatenated rows, or once
     per task when `split` (default: `split_pays`; never under torchrun, where DDP expects one forward a step).
     `dist` (several processes): each loss is this rank's part of the global one; the values returned are global.
     `combiner`: the tasks' gradients on the shared encoder are aggregated (aggregators.py) instead of summed;
-    each task's rows then run on their own (`per_task_losses`)."""
+    each task's rows then run on their own (`per_task_losses`).
+    `keep`: its relational term (keep_general.py) joins the weighted sum of the task losses."""
     names, observed = list(batches), {}
     opt.zero_grad(set_to_none=True)
     if combiner is not None:
@@ -94,10 +97,11 @@ def step(model, weighting, opt, sched, batches: dict, kinds: dict, device, clip,
         combiner.backward(losses, *_param_split(model, names))
     else:
         split = split_pays(batches, device) if split is None else split
-        losses = per_task_losses(model, batches, kinds, device) if split and dist is None else \
-            _joint_losses(model, batches, kinds, device)
+        extra: list[torch.Tensor] = []  # the keep-general term, filled by the forward(s) when `keep`
+        losses = per_task_losses(model, batches, kinds, device, keep, extra) if split and dist is None else \
+            _joint_losses(model, batches, kinds, device, keep, extra)
         losses, observed = dist.combine(losses) if dist else (losses, {})
-        total = sum(weighting(n, raw, observed.get(n)) for n, raw in losses.items())
+        total = sum(weighting(n, raw, observed.get(n)) for n, raw in losses.items()) + sum(extra)
         total.backward()
         if dist is not None:
             dist.sync_grads(weighting)  # parameters outside DDP: the learnt loss weights
@@ -111,14 +115,25 @@ def step(model, weighting, opt, sched, batches: dict, kinds: dict, device, clip,
     return observed or {n: float(raw.detach()) for n, raw in losses.items()}
 
 
-def _joint_losses(model, batches: dict, kinds: dict, device) -> dict[str, torch.Tensor]:
+def _joint_losses(model, batches: dict, kinds: dict, device, keep: KeepGeneral | None = None,
+                  extra: list | None = None) -> dict[str, torch.Tensor]:
     ids, mask, shapes = (t.to(device) for t in concat_inputs(batches))
+    return task_losses(model, _forward(model, ids, mask, shapes, list(batches), device, keep, extra), batches,
+                       kinds, device)
+
+
+def _forward(model, ids, mask, shapes, names: list[str], device, keep: KeepGeneral | None, extra: list | None):
+    """The heads' logits; with `keep`, its term for these rows is appended to `extra`."""
     with _amp(device):
-        logits = model(input_ids=ids, attention_mask=mask, tasks=list(batches), shape_ids=shapes).logits
-    return task_losses(model, logits, batches, kinds, device)
+        out = model(input_ids=ids, attention_mask=mask, tasks=names, shape_ids=shapes,
+                    output_hidden_states=keep is not None)
+        if keep is not None:
+            extra.append(keep.loss(out.hidden_states, mask))
+    return out.logits
 
 
-def per_task_losses(model, batches: dict, kinds: dict, device) -> dict[str, torch.Tensor]:
+def per_task_losses(model, batches: dict, kinds: dict, device, keep: KeepGeneral | None = None,
+                    extra: list | None = None) -> dict[str, torch.Tensor]:
     """Each task's loss from a forward pass over its own rows alone. The tasks' graphs are then separate, so a
     task's backward runs over its own rows only: the per-task Jacobian a combiner needs costs about one summed
     backward, where a backward per task through the concatenated batch cost n (measured 5.4x faster for the six
@@ -126,8 +141,7 @@ def per_task_losses(model, batches: dict, kinds: dict, device) -> dict[str, torc
     out = {}
     for n, batch in batches.items():
         ids, mask, shapes = (t.to(device) for t in concat_inputs({n: batch}))
-        with _amp(device):
-            logits = model(input_ids=ids, attention_mask=mask, tasks=[n], shape_ids=shapes).logits
+        logits = _forward(model, ids, mask, shapes, [n], device, keep, extra)
         out[n] = task_losses(model, logits, {n: batch}, kinds, device)[n]
     return out
 
