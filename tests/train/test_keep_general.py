@@ -88,7 +88,8 @@ def test_training_with_it_keeps_the_encoder_closer_to_where_it_started(toy, tmp_
         model = load_active_predictor(home).model
         drift = []
         for m in (model, _model(toy)):
-            states, mask = _states(m, TEXTS)
+            with torch.no_grad():
+                states, mask = _states(m, TEXTS)
             pooled = (states[-1] * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True)
             unit = torch.nn.functional.normalize(pooled, dim=-1)
             drift.append(unit @ unit.T)
