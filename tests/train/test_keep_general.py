@@ -69,9 +69,15 @@ def test_off_by_default_one_row_has_no_pairs_and_the_checkpoint_is_unchanged(toy
         keep_general_for(model, 5.0, True, len(model.encoder.encoder.layer), "cpu")
 
 
-def test_config_checks():
+def test_config_checks_and_the_workspace_recipe_carries_it(tmp_path):
+    from mtl_core.train.recipe import load_recipe, write_recipe
+
     with pytest.raises(ValueError, match="keep_general"):
         TrainConfig(keep_general=-1)
+    with pytest.raises(ValueError, match="keep_general"):
+        write_recipe(tmp_path, {"keep_general": 5000}, {}, "test")
+    write_recipe(tmp_path, {"keep_general": 10}, {}, "test")  # what the first-run training starts from
+    assert TrainConfig(**load_recipe(tmp_path)["train"]).keep_general == 10
     with pytest.raises(ValueError, match="aggregator"):
         TrainConfig(keep_general=1.0, aggregator="upgrad", batching="all")
 
