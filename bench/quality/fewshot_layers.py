@@ -1,9 +1,11 @@
 """Which encoder layers transfer to a held-out task? Few-shot logistic regression (k per class, 5 draws) on
 mean-pooled layer sets of the multi-task encoder (trained without the task) and of the raw pretrained MiniLM.
 
-    python bench/quality/fewshot_layers.py --bases spam=/tmp/heldout_spam question_type=... topic=... [--k 8]
+    python bench/quality/fewshot_layers.py --bases spam=/tmp/heldout_spam question_type=... topic=... [--k 8] \
+        [--split dev]
 
-Bases as in bench/quality/fewshot.py. Prints test accuracy per (encoder, layer set). Results: docs/RESULTS.md,
+Bases as in bench/quality/fewshot.py. Prints accuracy per (encoder, layer set) on the test split, or on the dev
+split (`--split dev`: choose a layer set there, then read its test figure). Results: docs/RESULTS.md,
 "Few-shot new tasks".
 """
 
@@ -49,6 +51,7 @@ def main() -> None:
     p.add_argument("--bases", nargs="+", required=True)
     p.add_argument("--k", type=int, default=8)
     p.add_argument("--draws", type=int, default=5)
+    p.add_argument("--split", choices=("test", "dev"), default="test")
     args = p.parse_args()
     print(environment())
     raw, tf, rows = RawEncoder(128), load_task_file(), []
@@ -67,9 +70,10 @@ def main() -> None:
             return out.hidden_states, b.attention_mask
 
         data = prepare_all(tf, data_cache_dir(home), seed=0)[task]
-        gold = np.array([e.label for e in data["test"]])
-        test = {"mtl": layers(mtl_forward, [e.text for e in data["test"]]),
-                "raw": layers(raw_forward, [e.text for e in data["test"]])}
+        scored = data[args.split]
+        gold = np.array([e.label for e in scored])
+        test = {"mtl": layers(mtl_forward, [e.text for e in scored]),
+                "raw": layers(raw_forward, [e.text for e in scored])}
         acc: dict = {}
         for d in range(args.draws):
             shots = draw(data["train"], tf.by_name(task).labels, args.k, seed=8000 + d)
@@ -82,7 +86,7 @@ def main() -> None:
                     acc.setdefault((enc, name), []).append(float((clf.predict(xt) == gold).mean()))
         for enc in ("mtl", "raw"):
             rows.append([task, enc, *[f"{np.mean(acc[(enc, n)]):.3f}" for n in SETS]])
-    print(table(["task", "encoder", *[f"layers {n}" for n in SETS]], rows, f"k={args.k}, {args.draws} draws"))
+    print(table(["task", "encoder", *[f"layers {n}" for n in SETS]], rows, f"k={args.k}, {args.draws} draws, {args.split} split"))
 
 
 if __name__ == "__main__":

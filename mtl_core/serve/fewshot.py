@@ -8,8 +8,10 @@ The Predictor applies every head of its version after the shared forward, so a n
 Methods (bench/quality/fewshot.py measured them; the default is the winner there):
 - "logreg": multinomial logistic regression (scikit-learn) on unit-length features;
 - "prototype": cosine to each class mean, softmax with a fixed temperature (no fitting at all).
-Representations: "pooled" (the heads' pooled last layer) or "layers" (mean-pooled layers 2, 4 and 6 joined:
-the lower layers are less specialised to the trained tasks).
+Representations: "pooled" (the heads' pooled last layer), "layers" (mean-pooled layers 2, 4 and 6 joined: the
+lower layers are less specialised to the trained tasks) or "all_layers" (the embeddings and every layer, each
+mean-pooled: the default, best on the dev splits of bench/quality/fewshot_layers.py). Heads fitted before keep
+their representation.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ from mtl_core.tasks import MULTILABEL
 from mtl_core.workspace import workspace_dir
 
 METHODS = ("logreg", "prototype")
-REPRESENTATIONS = ("pooled", "layers")
+REPRESENTATIONS = ("pooled", "layers", "all_layers")
 LAYERS = (2, 4, 6)  # "layers": the same mid/upper layers task applicability pools
+ALL_LAYERS = (0, 1, 2, 3, 4, 5, 6)  # "all_layers": embeddings + MiniLM's six layers (a deeper encoder: the first 7)
 MIN_PER_CLASS = 2  # labels per class before a head is fitted
 PROTOTYPE_TEMPERATURE = 20.0  # cosine gaps of ~0.1 become confident answers
 LOGREG_C = 10.0  # weak regularisation: unit-length features, few examples
@@ -40,7 +43,7 @@ class FewShotConfig:
     """How few-shot heads are fitted (defaults: bench/quality/fewshot.py's best at k = 8)."""
 
     method: str = "logreg"  # one of METHODS
-    representation: str = "layers"  # one of REPRESENTATIONS
+    representation: str = "all_layers"  # one of REPRESENTATIONS
     min_per_class: int = MIN_PER_CLASS
     cv_folds: int = 5  # folds of the accuracy estimate (fewer when a class has fewer labels)
 
@@ -93,7 +96,8 @@ def features_from_output(out, mask, representation: str) -> np.ndarray:
     """(B, D) float32 features of one forward's output (`MultiTaskOutput`): see the module docstring."""
     if representation == "pooled":
         return out.pooled.float().cpu().numpy()
-    layers = [i for i in LAYERS if i < len(out.hidden_states)]  # a shallower encoder: the layers it has
+    wanted = ALL_LAYERS if representation == "all_layers" else LAYERS
+    layers = [i for i in wanted if i < len(out.hidden_states)]  # a shallower encoder: the layers it has
     x = represent(out.hidden_states, None, mask, layers)  # (B, L * H), the pooling applicability uses
     # each layer unit-length before joining, so no layer dominates the dot products
     return normalise(x.reshape(len(x) * len(layers), -1)).reshape(len(x), -1)

@@ -110,7 +110,7 @@ class Predictor:
         return results  # type: ignore[return-value]
 
     def _fewshot_layers(self) -> bool:
-        return any(h.representation == "layers" for h in self.fewshot.values())
+        return any(h.representation != "pooled" for h in self.fewshot.values())
 
     @torch.inference_mode()
     def features(self, texts: list[str], representation: str, batch_size: int = 64) -> np.ndarray:
@@ -124,7 +124,7 @@ class Predictor:
                 res = self.model(input_ids=batch.input_ids.to(self.device),
                                  attention_mask=batch.attention_mask.to(self.device),
                                  shape_ids=_on(batch.shape_ids, self.device),
-                                 output_hidden_states=representation == "layers")
+                                 output_hidden_states=representation != "pooled")
             out.append(fewshot.features_from_output(res, batch.attention_mask, representation))
         return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
 

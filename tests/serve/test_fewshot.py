@@ -109,3 +109,17 @@ def test_multilabel_head_one_sigmoid_per_label():
     assert np.mean([p.labels == g for p, g in zip(preds, yt)]) > 0.9
     with pytest.raises(FewShotError, match=r"b \(1\)"):
         fit_head("t", ["a", "b"], x[:7], y[:7], "v1", kind="multilabel_classification")
+
+
+def test_default_representation_joins_every_layer_and_older_heads_keep_theirs(tiny_predictor):
+    """The default ("all_layers", chosen on dev splits) pools the embeddings and every layer the encoder has; a
+    head fitted on "layers" (2, 4, 6) before keeps its width, so the Predictor still answers it."""
+    assert FewShotConfig().representation == "all_layers"
+    texts = ["great film", "awful plot"]
+    n_states = tiny_predictor.model.encoder.config.num_hidden_layers + 1  # embeddings + each layer
+    hidden = tiny_predictor.model.encoder.config.hidden_size
+    every = tiny_predictor.features(texts, "all_layers")
+    some = tiny_predictor.features(texts, "layers")
+    assert every.shape == (2, min(n_states, len(fewshot.ALL_LAYERS)) * hidden)
+    assert some.shape == (2, len([i for i in fewshot.LAYERS if i < n_states]) * hidden)
+    assert np.allclose(np.linalg.norm(every, axis=1), np.sqrt(every.shape[1] // hidden), atol=1e-3)
