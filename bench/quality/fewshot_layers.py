@@ -72,7 +72,7 @@ def main() -> None:
         data = prepare_all(tf, data_cache_dir(home), seed=0)[task]
         scored = data[args.split]
         gold = np.array([e.label for e in scored])
-        test = {"mtl": layers(mtl_forward, [e.text for e in scored]),
+        feats = {"mtl": layers(mtl_forward, [e.text for e in scored]),
                 "raw": layers(raw_forward, [e.text for e in scored])}
         acc: dict = {}
         for d in range(args.draws):
@@ -82,7 +82,7 @@ def main() -> None:
                 xs = layers(fwd, [e.text for e in shots])
                 for name, ls in SETS.items():
                     clf = LogisticRegression(C=10, max_iter=2000).fit(normalise(np.concatenate([xs[i] for i in ls], 1)), y)
-                    xt = normalise(np.concatenate([test[enc][i] for i in ls], 1))
+                    xt = normalise(np.concatenate([feats[enc][i] for i in ls], 1))
                     acc.setdefault((enc, name), []).append(float((clf.predict(xt) == gold).mean()))
         for enc in ("mtl", "raw"):
             rows.append([task, enc, *[f"{np.mean(acc[(enc, n)]):.3f}" for n in SETS]])

@@ -22,12 +22,8 @@ import copy
 import torch
 import torch.nn.functional as F
 
+from mtl_core.model.modeling import pool
 from mtl_core.model.private_layers import run_private
-
-
-def _mean_pool(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    m = mask.unsqueeze(-1).to(states.dtype)
-    return (states * m).sum(1) / m.sum(1).clamp(min=1.0)  # (B, H)
 
 
 class KeepGeneral:
@@ -53,15 +49,14 @@ class KeepGeneral:
             return hidden_states[-1].sum() * 0.0
         with torch.no_grad():
             start = hidden_states[self.from_layer].detach()
-            t = F.normalize(_mean_pool(run_private(self.teacher, start, mask, self.config), mask).float(), dim=-1)
-        s = F.normalize(_mean_pool(hidden_states[-1], mask).float(), dim=-1)
+            t = F.normalize(pool(run_private(self.teacher, start, mask, self.config), mask, "mean").float(), dim=-1)
+        s = F.normalize(pool(hidden_states[-1], mask, "mean").float(), dim=-1)  # (B, H)
         return self.weight * F.mse_loss(s @ s.T, t @ t.T)
 
 
-def keep_general_for(model, weight: float, freeze_embeddings: bool, freeze_layers: int, device) -> KeepGeneral | None:
-    """None when off. The teacher starts above the frozen layers (their output is still the pretrained one);
-    with trainable embeddings it starts at the embeddings' output, which then drifts too (an approximation)."""
+def keep_general_for(model, weight: float, freeze_layers: int, device) -> KeepGeneral | None:
+    """None when off. The teacher starts above the frozen layers (their output is still the starting one); with
+    trainable embeddings (no frozen layer) it reads the embeddings' output, which then drifts too (an approximation)."""
     if weight <= 0:
         return None
-    start = freeze_layers if (freeze_embeddings or freeze_layers > 0) else 0
-    return KeepGeneral(model, weight, start).to(device)
+    return KeepGeneral(model, weight, freeze_layers).to(device)

@@ -184,7 +184,7 @@ def train(model: MultiTaskModel, tokenizer: PreTrainedTokenizerBase, task_file: 
     weighting = LossWeighting(cfg.loss_weighting, specs, cfg.dwa_temperature,
                               dwa_window=min(50, max(5, cfg.steps // 10))).to(device)
     _freeze(model, cfg.freeze_embeddings, cfg.freeze_layers)
-    keep = keep_general_for(model, cfg.keep_general, cfg.freeze_embeddings, cfg.freeze_layers, device)
+    keep = keep_general_for(model, cfg.keep_general, cfg.freeze_layers, device)
     dist = for_training(device, cfg.seed)  # several processes (torchrun): train/distributed.py; else None
     if dist and cfg.aggregator != "none":
         raise ValueError("TrainConfig.aggregator: runs in one process only (not under torchrun)")

@@ -41,7 +41,7 @@ TEXTS = ["the film was great", "a dreadful boring film", "i met Obama in Paris",
 
 def test_zero_while_unchanged_then_grows_with_drift_and_trains_only_the_student(toy):
     model = _model(toy)
-    keep = keep_general_for(model, 10.0, freeze_embeddings=True, freeze_layers=0, device="cpu")
+    keep = keep_general_for(model, 10.0, freeze_layers=0, device="cpu")
     with torch.no_grad():
         assert keep.from_layer == 0 and float(keep.loss(*_states(model, TEXTS))) == pytest.approx(0.0, abs=1e-6)
     with torch.no_grad():  # the student's last layer drifts; the teacher's copy does not
@@ -52,7 +52,7 @@ def test_zero_while_unchanged_then_grows_with_drift_and_trains_only_the_student(
     loss.backward()
     assert last.grad is not None and last.grad.abs().sum() > 0
     assert all(p.grad is None and not p.requires_grad for p in keep.teacher.parameters())
-    heavier = keep_general_for(model, 20.0, True, 0, "cpu")  # the weight scales the term linearly
+    heavier = keep_general_for(model, 20.0, 0, "cpu")  # the weight scales the term linearly
     heavier.teacher.load_state_dict(keep.teacher.state_dict())
     assert float(heavier.loss(*_states(model, TEXTS)).detach()) == pytest.approx(2 * float(loss.detach()), rel=1e-4)
 
@@ -60,13 +60,13 @@ def test_zero_while_unchanged_then_grows_with_drift_and_trains_only_the_student(
 def test_off_by_default_one_row_has_no_pairs_and_the_checkpoint_is_unchanged(toy):
     model = _model(toy)
     n_keys = len(model.state_dict())
-    assert keep_general_for(model, 0.0, True, 2, "cpu") is None
-    keep = keep_general_for(model, 5.0, True, 1, "cpu")
+    assert keep_general_for(model, 0.0, 2, "cpu") is None
+    keep = keep_general_for(model, 5.0, 1, "cpu")
     assert keep.from_layer == 1 and len(model.state_dict()) == n_keys  # the teacher is not a submodule
     with torch.no_grad():
         assert float(keep.loss(*_states(model, TEXTS[:1]))) == 0.0
     with pytest.raises(ValueError, match="no trainable encoder layer"):
-        keep_general_for(model, 5.0, True, len(model.encoder.encoder.layer), "cpu")
+        keep_general_for(model, 5.0, len(model.encoder.encoder.layer), "cpu")
 
 
 def test_config_checks_and_the_workspace_recipe_carries_it(tmp_path):
