@@ -28,6 +28,7 @@ def test_wizard_validates_and_creates_a_task_from_an_uploaded_file(workspace):
     at = AppTest.from_function(_wizard, default_timeout=120).run()
     assert not at.exception
     assert at.button(key="nt_create").disabled  # no name yet
+    assert any("--keep-general 20" in c.value for c in at.caption)  # how to get a base that transfers better
     at.text_input(key="nt_name").input("bad name!").run()
     assert any("simple identifier" in w.value for w in at.warning)
     at.text_input(key="nt_name").input("routing").run()
