@@ -23,8 +23,8 @@ PREVIEW_ROWS = 8
 def render_new_task() -> None:
     st.caption("Your own task joins the model in two steps: a few-shot head on the shared encoder answers it "
                "as soon as each class has 2 labels; a training round (Train page) then joins it to the shared model. "
-               "Heads transfer best from a base trained with `python -m mtl_core train --keep-general 20` "
-               "(docs/TASKS.md).")
+               "Heads transfer best from a base trained to stay general: the Lab's keep_general strategy, or "
+               "`python -m mtl_core train --keep-general 20` (docs/TASKS.md).")
     spec = _definition()
     choice = st.radio("Data", DATA_CHOICES, horizontal=True, key="nt_data_choice", format_func=md_literal)
     files = [] if spec is None or choice == DATA_CHOICES[0] else _file(spec, labelled=choice == DATA_CHOICES[1])

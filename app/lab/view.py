@@ -258,6 +258,16 @@ def _training_panel() -> None:
         st.button("Cancel training", key="lab_train_cancel", on_click=job_view.cancel_training_job, args=(job.id, flash),
                   disabled=not auth_view.allowed("train"))
     elif job.status == "done":
-        st.info(f"Last trained config: {md_literal(job.message or strategy)}")
+        st.info(f"Last trained config: {md_literal(_trained(job.result or {}, strategy))}")
     else:
         st.warning(f"Training {md_literal(strategy)} {md_literal(job.status)}: {md_literal(job.message or '')}")
+
+
+def _trained(result: dict, strategy: str) -> str:
+    """What a finished "Train this config" run made, as plain text (the worker's own message is only "finished")."""
+    version, budget = result.get("version"), result.get("budget", "?")
+    if not version:
+        return strategy
+    average = (result.get("test") or {}).get("average")
+    score = "" if average is None else f", test average {float(average):.4f}"
+    return f"{version} trained with {strategy} ({budget} budget{score}); compare and activate it on the Models page"

@@ -204,6 +204,9 @@ def test_a_config_in_training_shows_its_progress_then_its_version(workspace):
     with sessions() as s:
         from mtl_core.store import finish_job
 
-        finish_job(s, job_id, status="done", message="v0002 trained with pcgrad (quick budget), test average 0.7")
+        # as the worker ends it: its message is only "finished", the version is in the handler's result
+        finish_job(s, job_id, status="done", message="finished",
+                   result={"version": "v0002", "strategy": "pcgrad", "budget": "quick", "test": {"average": 0.7}})
     at = _lab_page()
-    assert any("v0002 trained with pcgrad" in i.value for i in at.info)
+    assert any("v0002 trained with pcgrad (quick budget, test average 0.7000)" in i.value.replace("\\", "")
+               and "Models page" in i.value for i in at.info)

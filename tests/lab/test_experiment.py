@@ -253,6 +253,16 @@ def test_save_recipe_and_with_recipe(tmp_path):
     assert load_recipe(home)["source"] == "shared_4"  # unchanged by the refused one
 
 
+def test_keep_general_strategy_is_a_recipe_for_your_own_tasks(tmp_path):
+    from mtl_core.lab.recipe import save_recipe
+    from mtl_core.train.loop import TrainConfig
+    from mtl_core.train.recipe import with_recipe
+
+    save_recipe(tmp_path, "keep_general")
+    train, _ = with_recipe(tmp_path, {}, {})
+    assert TrainConfig(**train).keep_general == 20.0 and train["sampling"] == "temperature"
+
+
 @pytest.mark.parametrize("text", ["{not json", "[]", '{"train": [], "model": {}}', '{"train": {}, "model": 3}'])
 def test_broken_recipe_names_the_file(tmp_path, text):
     from mtl_core.train.recipe import load_recipe, recipe_path, with_recipe
