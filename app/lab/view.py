@@ -270,4 +270,7 @@ def _trained(result: dict, strategy: str) -> str:
         return strategy
     average = (result.get("test") or {}).get("average")
     score = "" if average is None else f", test average {float(average):.4f}"
+    if result.get("stopped") == "cancelled":
+        return (f"training {strategy} was cancelled; its best weights on dev so far (step {result.get('best_step', '?')})"
+                f" are {version}, inactive ({budget} budget{score}): compare it on the Models page before activating it")
     return f"{version} trained with {strategy} ({budget} budget{score}); compare and activate it on the Models page"

@@ -34,7 +34,9 @@ def lab_train_job(ctx: JobRun) -> dict:
     said = f"{info.id} trained with {name} ({budget} budget), test average {report['test']['average']:.4f}"
     ctx.log(said)
     ctx.progress(1, 1, said + "; compare and activate it on the Models page")
-    return {"version": info.id, "strategy": name, "budget": budget, "test": report["test"]}
+    # "cancelled": Cancel stopped the training, and the best weights so far were registered (train() keeps them)
+    return {"version": info.id, "strategy": name, "budget": budget, "test": report["test"],
+            "stopped": report["stopped"], "best_step": report["best_step"]}
 
 
 def _trainable(name) -> Strategy:

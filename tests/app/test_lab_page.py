@@ -210,3 +210,12 @@ def test_a_config_in_training_shows_its_progress_then_its_version(workspace):
     at = _lab_page()
     assert any("v0002 trained with pcgrad (quick budget, test average 0.7000)" in i.value.replace("\\", "")
                and "Models page" in i.value for i in at.info)
+    with sessions() as s:  # Cancel: train() registered the weights so far; the panel says so
+        job = create_job(s, "lab_train", params={"strategy": "pcgrad", "budget": "default"})
+        start_job(s, job.id, pid=os.getpid())
+        finish_job(s, job.id, status="done", message="finished",
+                   result={"version": "v0003", "strategy": "pcgrad", "budget": "default", "test": {"average": 0.4},
+                           "stopped": "cancelled", "best_step": 38})
+    at = _lab_page()
+    said = [i.value.replace("\\", "") for i in at.info if "Last trained config" in i.value]
+    assert said and "cancelled" in said[0] and "step 38" in said[0] and "v0003, inactive" in said[0]

@@ -295,3 +295,19 @@ def test_lab_train_job_validates_before_training(tmp_path):
         lab_train_job(_Ctx(tmp_path, {"strategy": "nope"}))
     with pytest.raises(ValueError, match="budget must be"):
         lab_train_job(_Ctx(tmp_path, {"strategy": "equal", "budget": "huge"}))
+
+
+def test_lab_train_job_says_when_cancel_stopped_it(tmp_path, monkeypatch):
+    """Cancel stops train() early and it registers the weights so far: the job's result must say so."""
+    from types import SimpleNamespace
+
+    from mtl_core.lab import recipe
+    from mtl_core.train import pipeline
+
+    def trained(**kw):
+        assert kw["activate"] is False and kw["train_config"].keep_general == 20.0
+        return SimpleNamespace(id="v0003"), {"test": {"average": 0.4}, "stopped": "cancelled", "best_step": 38}
+
+    monkeypatch.setattr(pipeline, "train_new_version", trained)
+    out = recipe.lab_train_job(_Ctx(tmp_path, {"strategy": "keep_general", "budget": "quick"}))
+    assert (out["version"], out["stopped"], out["best_step"]) == ("v0003", "cancelled", 38)
